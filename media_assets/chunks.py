@@ -1,0 +1,60 @@
+"""The one chunk schema shared by web pages and videos, and its stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+from urllib.parse import quote
+
+PIPELINE_VERSION = "0.1.0"
+SECTION_SEPARATOR = " > "
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Chunk:
+    chunk_id: str
+    source_key: str
+    source_url: str
+    kind: Literal["web", "video"]
+    text: str
+    deep_link: str
+    content_sha256: str
+    title: str | None = None
+    section: str | None = None  # heading path, "A > B"
+    start_s: float | None = None
+    end_s: float | None = None
+    speakers: list[str] = field(default_factory=list)
+    table_html: str | None = None
+    pipeline_version: str = PIPELINE_VERSION
+
+    def record(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def assign_chunk_ids(anchors: list[str]) -> list[str]:
+    """Content-derived ids: unchanged chunks keep their id when the rest of the page changes.
+
+    ``anchors`` are strings that identify each chunk (section and text); repeats get a suffix in
+    order of appearance so ids stay unique within a source.
+    """
+    seen: Counter[str] = Counter()
+    ids = []
+    for anchor in anchors:
+        base = sha256_text(anchor)[:16]
+        seen[base] += 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
+
+
+def text_fragment(url: str, text: str, words: int = 8) -> str:
+    """A ``#:~:text=`` link that scrolls to and highlights the start of ``text``."""
+    snippet = " ".join(text.split()[:words])
+    # Text fragments reserve '-', '&' and ',' as syntax; quote() leaves '-' alone.
+    encoded = quote(snippet, safe="").replace("-", "%2D")
+    return f"{url.split('#')[0]}#:~:text={encoded}"

@@ -1,0 +1,142 @@
+"""`media-assets`: map URLs to keys and back, ingest a manifest, run the demo, search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEMO_PORT = 8765
+
+
+def _resources() -> dict:
+    from resources import build_resources
+
+    return build_resources()
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from partitions.keys import InvalidURLError, normalize_url, partition_key
+
+    try:
+        print(f"{partition_key(args.url)}\t{normalize_url(args.url)}")
+    except InvalidURLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    from media_assets import registry
+
+    try:
+        source = registry.lookup(_resources()["object_store"], args.key)
+    except registry.UnknownPartitionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{source.url}\t{source.kind}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from media_assets.search import format_result, search
+
+    res = _resources()
+    results = search(args.query, res["vector_index"], res["embedder"], k=args.k, kind=args.kind,
+                     mode=args.mode)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], indent=1, default=str))
+    elif not results:
+        print("no results: is anything indexed yet? (run `make run` or `media-assets ingest`)")
+    for rank, result in enumerate(results, start=1):
+        if not args.json:
+            print(format_result(rank, result))
+    return 0
+
+
+def _instance():
+    import dagster as dg
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster_home").absolute())))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def _print_report(report, manifest_path: str) -> None:  # noqa: ANN001
+    for problem in report.manifest.problems:
+        print(f"skipped {manifest_path} {problem}")
+    for kind, count in report.skipped_kinds.items():
+        print(f"{count} {kind} URL(s) wait: the {kind} chain is not part of this code location yet")
+    failed_runs = [run_id for run_id, ok in report.runs if not ok]
+    print(f"runs: {len(report.runs)} ({len(failed_runs)} failed)")
+    for kind, counts in report.statuses.items():
+        print(f"{kind}: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from media_assets.definitions import defs
+    from media_assets.ingest import ingest
+
+    path = args.manifest or os.environ.get("MEDIA_ASSETS_MANIFEST")
+    if not path or not Path(path).is_file():
+        print(f"error: manifest {path!r} not found: pass a .jsonl or .csv path", file=sys.stderr)
+        return 2
+    report = ingest(path, defs, _instance(), batch_size=args.batch_size, force=args.force)
+    _print_report(report, path)
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the demo site on 127.0.0.1, ingest its manifest, show a search with its deep link."""
+    from media_assets.demo.server import serve
+
+    with serve(port=args.port) as site:
+        # The demo site lives on loopback, which the fetch policy refuses unless allow-listed.
+        os.environ.setdefault("MEDIA_ASSETS_ALLOW_HOSTS", "127.0.0.1")
+        template = (Path(__file__).parent / "demo" / "manifest.jsonl").read_text()
+        manifest = Path("data/demo-manifest.jsonl")
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(template.replace("{base}", site.base_url))
+        print(f"demo site on {site.base_url}; manifest {manifest}")
+        code = cmd_ingest(argparse.Namespace(manifest=str(manifest), batch_size=50,
+                                             force=args.force))
+    query = "how much honey does a colony need in winter"
+    print(f'\nexample: media-assets search "{query}"')
+    cmd_search(argparse.Namespace(query=query, k=3, kind=None, mode="hybrid", json=False))
+    print(f"\nDagster UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} make ui")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="media-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("key", help="partition key (and normalized form) of a URL")
+    p.add_argument("url")
+    p.set_defaults(func=cmd_key)
+    p = sub.add_parser("url", help="the URL behind a partition key")
+    p.add_argument("key")
+    p.set_defaults(func=cmd_url)
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--kind", choices=["web", "video"])
+    p.add_argument("--mode", choices=["hybrid", "vector", "text"], default="hybrid")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("ingest", help="ingest a manifest through Dagster")
+    p.add_argument("manifest", nargs="?")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--force", action="store_true", help="re-run URLs already materialized")
+    p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("demo", help="serve the demo site and ingest it")
+    p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""The code location: every asset, job, sensor and resource, assembled in one place."""
+
+
+import dagster as dg
+
+from media_assets.assets.tail import build_index_tail
+from media_assets.assets.web import page_elements, rendered_page, web_chunks
+from partitions import web_pages
+from resources import build_resources
+from sensors import manifest_sensor
+
+web_assets = [rendered_page, page_elements, web_chunks,
+              *build_index_tail("web", web_pages, chunks_asset="web_chunks")]
+
+web_ingest = dg.define_asset_job(
+    "web_ingest", selection=dg.AssetSelection.assets(*web_assets), partitions_def=web_pages,
+    description="Render, extract, chunk, embed and index a batch of web page partitions.",
+)
+
+defs = dg.Definitions(
+    assets=web_assets,
+    jobs=[web_ingest],
+    sensors=[manifest_sensor],
+    resources=build_resources(),
+    # Steps of a batch run in one process: a step already works on its whole batch concurrently,
+    # and a process per step would load Chromium and the embedding model again each time.
+    executor=dg.in_process_executor,
+)

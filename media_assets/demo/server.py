@@ -1,0 +1,112 @@
+"""A static HTTP server on 127.0.0.1 that sends a charset, counts requests and can misbehave on cue.
+
+Python's ``http.server`` sends HTML without a charset; Chromium then guesses windows-1252 and
+mangles UTF-8 text, so this one always says ``charset=utf-8`` for text types.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SITE_DIR = Path(__file__).parent / "site"
+TEXT_TYPES = ("text/html", "text/plain", "text/css", "text/vtt", "application/javascript",
+              "application/json", "text/javascript")
+
+# A hook may answer a request itself: it returns (status, headers, body) or None to serve the file.
+Hook = Callable[[str], tuple[int, dict[str, str], bytes] | None]
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def guess_type(self, path: str | Path) -> str:
+        guessed = super().guess_type(path)
+        if guessed in TEXT_TYPES or str(path).endswith((".html", ".htm")):
+            base = "text/html" if str(path).endswith((".html", ".htm")) else guessed
+            return f"{base}; charset=utf-8"
+        return guessed
+
+    def _hooked(self) -> bool:
+        self.server.requests[self.path.split("?")[0]] += 1
+        for hook in self.server.hooks:
+            answer = hook(self.path)
+            if answer is not None:
+                status, headers, body = answer
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return True
+        return False
+
+    def do_GET(self) -> None:
+        if not self._hooked():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if not self._hooked():
+            super().do_HEAD()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    requests: Counter[str]
+    hooks: list[Hook]
+
+
+class SiteServer:
+    """A running server; ``base_url`` is ``http://127.0.0.1:PORT``."""
+
+    def __init__(self, server: _Server):
+        self._server = server
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests seen so far, by path without query."""
+        return self._server.requests
+
+    def add_hook(self, hook: Hook) -> None:
+        self._server.hooks.append(hook)
+
+
+@contextmanager
+def serve(root: Path = SITE_DIR, port: int = 0) -> Iterator[SiteServer]:
+    """Serve ``root`` on 127.0.0.1 (``port=0`` picks a free port) until the block ends."""
+    server = _Server(("127.0.0.1", port), partial(_Handler, directory=str(root)))
+    server.requests, server.hooks = Counter(), []
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="site-server")
+    thread.start()
+    try:
+        yield SiteServer(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gzip_page_hook(pages: dict[str, Path]) -> Hook:
+    """Serve gzip-compressed files (e.g. the eval pages) decompressed at the given paths."""
+
+    def hook(path: str) -> tuple[int, dict[str, str], bytes] | None:
+        source = pages.get(path.split("?")[0])
+        if source is None:
+            return None
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, gzip.decompress(source.read_bytes())
+
+    return hook

@@ -1,0 +1,108 @@
+"""Ingest a manifest through Dagster: register URLs, add partitions, run batched jobs.
+
+The same planning the sensor does, for a person at a terminal (and for `make run`): partitions that
+are not materialized yet are grouped into contiguous ranges and executed against a persistent
+Dagster instance, so `dagster dev` afterwards shows them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from media_assets import registry
+from media_assets.manifest import Manifest
+from partitions import PARTITIONS_BY_KIND
+from resources.io_manager import ArtifactStore
+from resources.storage import ObjectStore
+from sensors.manifest import JOB_BY_KIND, read_manifest
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+# Dagster's console logger prints every event at DEBUG; progress lines are INFO.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+FIRST_ASSET = {"web": "rendered_page"}
+LAST_ASSET = {"web": "web_index_rows"}
+
+
+def contiguous_batches(ordered: Sequence[str], wanted: set[str], batch_size: int) -> list[list[str]]:
+    """Split ``wanted`` keys into runs of consecutive keys (in partition order), each at most
+    ``batch_size`` long: a run's partitions are a range, which must not cover unwanted keys."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for key in ordered:
+        if key in wanted and len(current) < batch_size:
+            current.append(key)
+            continue
+        if current:
+            batches.append(current)
+        current = [key] if key in wanted else []
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class IngestReport:
+    manifest: Manifest
+    runs: list[tuple[str, bool]] = field(default_factory=list)  # (run id, success)
+    statuses: dict[str, Counter[str]] = field(default_factory=dict)  # kind -> status counts
+    skipped_kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return all(success for _, success in self.runs)
+
+
+def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str, str]:
+    """Each URL's outcome: the first stage's status unless it was ok, then the last stage's."""
+    first = ArtifactStore(store, dg.AssetKey(FIRST_ASSET[kind]), {})
+    last = ArtifactStore(store, dg.AssetKey(LAST_ASSET[kind]), {})
+    statuses = {}
+    for key in keys:
+        head = first.read_or_none(key)
+        tail = last.read_or_none(key)
+        if head is None:
+            statuses[key] = "missing"
+        elif head.get("status") != "ok":
+            statuses[key] = str(head["status"])
+        else:
+            statuses[key] = "indexed" if tail and tail.get("status") == "ok" else (
+                str(tail.get("status")) if tail else "missing")
+    return statuses
+
+
+def ingest(manifest_path: str | Path, defs: dg.Definitions, instance: dg.DagsterInstance, *,
+           batch_size: int = 50, force: bool = False) -> IngestReport:
+    """Ingest every manifest URL not yet materialized (all of them with ``force``)."""
+    manifest, _ = read_manifest(str(manifest_path))
+    store: ObjectStore = defs.resources["object_store"]  # type: ignore[assignment]
+    registry.register(store, manifest.entries)
+    report = IngestReport(manifest)
+    for kind, partitions_def in PARTITIONS_BY_KIND.items():
+        entries = manifest.by_kind(kind)
+        if not entries:
+            continue
+        if kind not in JOB_BY_KIND:
+            report.skipped_kinds[kind] = len(entries)
+            continue
+        keys = [e.key for e in entries]
+        existing = set(instance.get_dynamic_partitions(partitions_def.name))
+        instance.add_dynamic_partitions(partitions_def.name, [k for k in keys if k not in existing])
+        done = set() if force else instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+        ordered = instance.get_dynamic_partitions(partitions_def.name)
+        job = defs.resolve_job_def(JOB_BY_KIND[kind])
+        for batch in contiguous_batches(ordered, set(keys) - set(done), batch_size):
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
+                tags={ASSET_PARTITION_RANGE_START_TAG: batch[0],
+                      ASSET_PARTITION_RANGE_END_TAG: batch[-1], "media_assets/urls": str(len(batch))})
+            report.runs.append((result.run_id, result.success))
+        report.statuses[kind] = Counter(url_statuses(store, kind, keys).values())
+    return report

@@ -1,0 +1,105 @@
+"""Heading-aware chunks of a page's elements, cut by unstructured's ``chunk_by_title``.
+
+Elements are built directly as unstructured elements (no ``partition_html``), which keeps
+unstructured's chunker and element model while skipping its NLP text-type detection, the part that
+downloads a spaCy model at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on import
+os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+
+from unstructured.chunking.title import chunk_by_title  # noqa: E402
+from unstructured.documents.elements import (  # noqa: E402
+    CodeSnippet,
+    Element,
+    ElementMetadata,
+    ListItem,
+    NarrativeText,
+    Table,
+    Title,
+)
+
+from media_assets.chunks import SECTION_SEPARATOR, Chunk, assign_chunk_ids, sha256_text, text_fragment  # noqa: E402
+from media_assets.web.extract import PageElement  # noqa: E402
+
+ELEMENT_TYPES: dict[str, type[Element]] = {
+    "title": Title, "text": NarrativeText, "list_item": ListItem, "table": Table,
+    "code": CodeSnippet, "quote": NarrativeText,
+}
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_characters: int = 1500
+    new_after_n_chars: int = 1000
+    # 0 keeps each section on its own: merging small sections would give a chunk the wrong heading.
+    combine_text_under_n_chars: int = 0
+
+
+def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
+    """Unstructured elements, each carrying its heading path and nearest heading anchor."""
+    stack: list[PageElement] = []
+    out: list[Element] = []
+    for element in elements:
+        if element.kind == "title":
+            stack = [h for h in stack if h.level < element.level] + [element]
+        meta = ElementMetadata(text_as_html=element.html,
+                               category_depth=element.level - 1 if element.kind == "title" else None)
+        meta.section_path = [h.text for h in stack]
+        meta.anchor = next((h.anchor for h in reversed(stack) if h.anchor), None)
+        out.append(ELEMENT_TYPES[element.kind](text=element.text, metadata=meta))
+    return out
+
+
+def chunk_page(
+    elements: Sequence[PageElement], *, source_key: str, source_url: str, page_url: str,
+    title: str | None, settings: ChunkSettings = ChunkSettings(),
+) -> list[Chunk]:
+    """Chunks in reading order, each with its section path and a deep link into ``page_url``."""
+    if not elements:
+        return []
+    pieces = chunk_by_title(
+        _to_unstructured(elements), max_characters=settings.max_characters,
+        new_after_n_chars=settings.new_after_n_chars,
+        combine_text_under_n_chars=settings.combine_text_under_n_chars,
+        include_orig_elements=True,
+    )
+    drafts: list[tuple[str, list[Element], str | None]] = []
+    pending_heading = ""
+    for piece in pieces:
+        originals = list(piece.metadata.orig_elements or [])
+        if originals and all(isinstance(o, Title) for o in originals):
+            # A heading alone is no answer to a query: carry it into the next chunk's text.
+            pending_heading = f"{pending_heading}{piece.text}\n\n"
+            continue
+        html = piece.metadata.text_as_html if isinstance(piece, Table) else None
+        drafts.append((pending_heading + piece.text, originals, html))
+        pending_heading = ""
+    if pending_heading and drafts:
+        text, originals, html = drafts[-1]
+        drafts[-1] = (text + "\n\n" + pending_heading.strip(), originals, html)
+
+    sections = []
+    for _, originals, _ in drafts:
+        body = next((o for o in originals if not isinstance(o, Title)), originals[0])
+        sections.append((SECTION_SEPARATOR.join(getattr(body.metadata, "section_path", None) or []) or None,
+                         getattr(body.metadata, "anchor", None), body.text))
+    ids = assign_chunk_ids([f"{section}\n{draft[0]}"
+                            for (section, _, _), draft in zip(sections, drafts, strict=True)])
+    base = page_url.split("#")[0]
+    chunks = []
+    for chunk_id, (text, _, html), (section, anchor, first_text) in zip(ids, drafts, sections,
+                                                                          strict=True):
+        link = f"{base}#{anchor}" if anchor else text_fragment(base, first_text)
+        chunks.append(Chunk(
+            chunk_id=chunk_id, source_key=source_key, source_url=source_url, kind="web",
+            text=text, deep_link=link, content_sha256=sha256_text(text), title=title,
+            section=section, table_html=html,
+        ))
+    return chunks

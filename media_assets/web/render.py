@@ -1,0 +1,264 @@
+"""Render pages in a real browser: one Chromium, one context, many pages at once.
+
+Every request the page makes (redirects, subresources, fetch/XHR) goes through the address policy;
+images, media and fonts are refused because the text does not need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from playwright.async_api import Browser, BrowserContext, Route
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import async_playwright
+
+from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
+from media_assets.web.safety import AddressPolicy, BlockedURLError
+
+RenderStatus = Literal["ok", "failed", "blocked_by_robots", "refused"]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
+]
+# Reads the page's visible text size; the wait loop stops once it and the network are quiet.
+TEXT_SIZE_JS = "document.body ? document.body.innerText.length : 0"
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    executable_path: str = "/usr/bin/chromium"
+    concurrency: int = 4
+    user_agent: str = "media-assets/0.1 (+batch indexer)"
+    allow_hosts: tuple[str, ...] = ()
+    requests_per_second_per_host: float = 8.0
+    respect_robots: bool = True
+    same_site_subresources_only: bool = False
+    blocked_resource_types: tuple[str, ...] = ("image", "media", "font")
+    max_page_bytes: int = 10_000_000
+    navigation_timeout_s: float = 20.0
+    settle_timeout_s: float = 5.0
+    settle_poll_s: float = 0.1
+
+
+@dataclass
+class RenderResult:
+    requested_url: str
+    status: RenderStatus
+    final_url: str | None = None
+    http_status: int | None = None
+    title: str | None = None
+    html: str | None = None
+    error: str | None = None
+    content_type: str | None = None
+    bytes: int = 0
+    requests_refused: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gone(self) -> bool:
+        """The page is permanently unavailable to us; its indexed rows should go."""
+        return self.status in ("blocked_by_robots", "refused") or self.http_status in (404, 410)
+
+    def record(self) -> dict[str, object]:
+        """JSON-ready record, HTML included (the IO manager stores it as a sidecar file)."""
+        return asdict(self)
+
+
+def _site(host: str) -> str:
+    parts = host.split(".")
+    return ".".join(parts[-2:]) if len(parts) > 2 else host
+
+
+class _PageGuard:
+    """Route handler for one browser context: refuses what the policy or settings exclude."""
+
+    def __init__(self, policy: AddressPolicy, settings: RenderSettings):
+        self.policy = policy
+        self.settings = settings
+        self.refused: dict[int, int] = {}
+        self.sites: set[str] = set()
+
+    async def __call__(self, route: Route) -> None:
+        request = route.request
+        if request.resource_type in self.settings.blocked_resource_types:
+            await route.abort("blockedbyclient")
+            return
+        try:
+            _, host = self.policy.check_scheme(request.url)
+            if (self.settings.same_site_subresources_only and not request.is_navigation_request()
+                    and _site(host) not in self.sites):
+                raise BlockedURLError(f"third-party host {host}")
+            await self.policy.check_async(request.url)
+        except BlockedURLError:
+            page_id = id(request.frame.page)
+            self.refused[page_id] = self.refused.get(page_id, 0) + 1
+            await route.abort("blockedbyclient")
+            return
+        await route.continue_()
+
+
+class PageRenderer:
+    """Renders URLs with a shared browser; use as an async context manager."""
+
+    def __init__(self, settings: RenderSettings):
+        self.settings = settings
+        self.policy = AddressPolicy(settings.allow_hosts)
+        self.robots = RobotsCache(self.policy, settings.user_agent)
+        self.throttle = HostThrottle(settings.requests_per_second_per_host)
+        self.guard = _PageGuard(self.policy, settings)
+        self._playwright = None
+        self._browser: Browser | None = None
+        self._context: BrowserContext | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> PageRenderer:
+        self._playwright = await async_playwright().start()
+        try:
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=self.settings.executable_path, headless=True, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            await self._playwright.stop()
+            raise RuntimeError(
+                f"cannot start Chromium at {self.settings.executable_path!r}: install Debian's "
+                "chromium (scripts/setup.sh does) or set MEDIA_ASSETS_CHROMIUM to its path"
+            ) from exc
+        self._context = await self._browser.new_context(
+            user_agent=self.settings.user_agent, service_workers="block",
+            viewport={"width": 1280, "height": 1600})
+        self._context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
+        await self._context.route("**/*", self.guard)
+        self._http = httpx.AsyncClient()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http:
+            await self._http.aclose()
+        if self._browser:
+            await self._browser.close()
+        if self._playwright:
+            await self._playwright.stop()
+
+    async def render_many(
+        self, urls: Sequence[str], on_done: Callable[[str, RenderResult], None] | None = None,
+    ) -> list[RenderResult]:
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(url: str) -> RenderResult:
+            async with gate:
+                result = await self.render(url)
+            if on_done:
+                on_done(url, result)
+            return result
+
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+
+    async def render(self, url: str) -> RenderResult:
+        started = time.perf_counter()
+        result = RenderResult(requested_url=url, status="failed")
+        try:
+            await self._render_into(url, result)
+        except BlockedURLError as exc:
+            result.status, result.error = "refused", str(exc)
+        except RobotsUnavailableError as exc:
+            result.error = f"robots.txt unavailable, not fetching: {exc}"
+        except PlaywrightTimeout:
+            result.error = f"render timed out after {self.settings.navigation_timeout_s:.0f} s"
+        except PlaywrightError as exc:
+            result.error = f"browser error: {str(exc).splitlines()[0]}"
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
+        return result
+
+    async def _render_into(self, url: str, result: RenderResult) -> None:
+        settings = self.settings
+        await self.policy.check_async(url)
+        self.guard.sites.add(_site(urlsplit(url).hostname or ""))
+        assert self._context is not None and self._http is not None
+        t0 = time.perf_counter()
+        crawl_delay = 0.0
+        if settings.respect_robots:
+            rules = await self.robots.rules_for(url, self._http)
+            if not rules.allowed(url, settings.user_agent):
+                result.status = "blocked_by_robots"
+                result.error = f"robots.txt disallows {urlsplit(url).path} for this user agent"
+                return
+            crawl_delay = rules.crawl_delay(settings.user_agent)
+        result.timings_ms["robots"] = round((time.perf_counter() - t0) * 1000, 1)
+        result.timings_ms["throttle"] = round(await self.throttle.wait(url, crawl_delay) * 1000, 1)
+
+        page = await self._context.new_page()
+        inflight: set[object] = set()
+        # Playwright tags handlers with attributes, so they must be Python functions.
+        page.on("request", lambda request: inflight.add(request))
+        page.on("requestfinished", lambda request: inflight.discard(request))
+        page.on("requestfailed", lambda request: inflight.discard(request))
+        try:
+            t1 = time.perf_counter()
+            response = await page.goto(url, wait_until="domcontentloaded")
+            result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
+            result.final_url = page.url
+            if response is None:
+                result.error = "no response for the document"
+                return
+            result.http_status = response.status
+            result.content_type = (await response.all_headers()).get("content-type")
+            if response.status >= 400:
+                result.error = f"HTTP {response.status} {response.status_text}".strip()
+                return
+            body = await response.body()
+            if len(body) > settings.max_page_bytes:
+                result.error = f"page is {len(body)} bytes, over the {settings.max_page_bytes} cap"
+                return
+            t2 = time.perf_counter()
+            await self._settle(page, inflight)
+            result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
+            html = await page.content()
+            if len(html.encode()) > settings.max_page_bytes:
+                result.error = f"rendered page is over the {settings.max_page_bytes}-byte cap"
+                return
+            result.html, result.bytes = html, len(body)
+            result.title = (await page.title()) or None
+            result.requests_refused = self.guard.refused.pop(id(page), 0)
+            result.status = "ok"
+        finally:
+            await page.close()
+
+    async def _settle(self, page: object, inflight: set[object]) -> None:
+        """Wait until the network is quiet and the visible text stops changing.
+
+        Cheaper than Playwright's ``networkidle`` (a fixed 500 ms of silence per page) and right for
+        single-page apps that fill the body from script after the document has loaded.
+        """
+        settings = self.settings
+        deadline = time.monotonic() + settings.settle_timeout_s
+        previous, stable = -1, 0
+        while time.monotonic() < deadline:
+            size = await page.evaluate(TEXT_SIZE_JS)  # type: ignore[attr-defined]
+            stable = stable + 1 if (size == previous and not inflight) else 0
+            if stable >= 2 and size > 0:
+                return
+            previous = size
+            await asyncio.sleep(settings.settle_poll_s)
+
+
+async def render_urls(urls: Sequence[str], settings: RenderSettings,
+                      on_done: Callable[[str, RenderResult], None] | None = None,
+                      ) -> list[RenderResult]:
+    async with PageRenderer(settings) as renderer:
+        return await renderer.render_many(urls, on_done)
+
+
+def render_batch(urls: Sequence[str], settings: RenderSettings,
+                 on_done: Callable[[str, RenderResult], None] | None = None) -> list[RenderResult]:
+    """Blocking entry point: render all ``urls`` with one browser, ``concurrency`` at a time."""
+    return asyncio.run(render_urls(urls, settings, on_done))

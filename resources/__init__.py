@@ -1,0 +1,52 @@
+"""Dagster resources, each an embedded default behind an interface a production backend shares.
+
+``build_resources`` reads the environment once, so switching a backend is configuration only:
+
+- ``MEDIA_ASSETS_DATA``: folder for artifacts and the index (default ``./data``)
+- ``MEDIA_ASSETS_MANIFEST``: manifest the sensor watches (JSON Lines or CSV)
+- ``MEDIA_ASSETS_ALLOW_HOSTS``: comma-separated hosts/networks allowed despite being private
+- ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
+- ``MEDIA_ASSETS_BATCH_SIZE``: partitions per sensor-launched run (default 50)
+- ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from resources.embedder import Embedder, SentenceTransformerEmbedder
+from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
+from resources.index import LanceDBIndex, VectorIndex
+from resources.io_manager import ArtifactIOManager
+from resources.storage import LocalObjectStore, ObjectStore
+
+
+def _list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if env is None else env
+    data = Path(env.get("MEDIA_ASSETS_DATA", "data")).absolute()
+    store = LocalObjectStore(root=str(data / "artifacts"))
+    return {
+        "io_manager": ArtifactIOManager(store=store),
+        "object_store": store,
+        "browser": BrowserResource(
+            executable_path=env.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium"),
+            concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4"))),
+        "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
+        "embedder": SentenceTransformerEmbedder(),
+        "vector_index": LanceDBIndex(uri=str(data / "index")),
+        "manifest": ManifestSource(path=env.get("MEDIA_ASSETS_MANIFEST", ""),
+                                   batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50"))),
+    }
+
+
+__all__ = [
+    "BrowserResource", "Embedder", "FetchPolicy", "LanceDBIndex", "ManifestSource", "ObjectStore",
+    "VectorIndex", "build_resources",
+]

@@ -1,0 +1,46 @@
+"""Browser and fetch policy: how pages are rendered and what may be fetched."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from media_assets.web.render import RenderSettings
+
+
+class FetchPolicy(dg.ConfigurableResource):
+    """What may be fetched and how politely. Private, loopback, link-local and metadata addresses
+    are refused unless listed in ``allow_hosts`` (host names or CIDR networks)."""
+
+    user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
+    allow_hosts: list[str] = []
+    respect_robots: bool = True
+    requests_per_second_per_host: float = 8.0
+    same_site_subresources_only: bool = False
+    max_page_bytes: int = 10_000_000
+
+
+class BrowserResource(dg.ConfigurableResource):
+    """Debian's Chromium driven by Playwright: one browser per step, ``concurrency`` pages at once."""
+
+    executable_path: str = "/usr/bin/chromium"
+    concurrency: int = 4
+    navigation_timeout_s: float = 20.0
+    settle_timeout_s: float = 5.0
+
+    def settings(self, policy: FetchPolicy) -> RenderSettings:
+        return RenderSettings(
+            executable_path=self.executable_path, concurrency=self.concurrency,
+            user_agent=policy.user_agent, allow_hosts=tuple(policy.allow_hosts),
+            requests_per_second_per_host=policy.requests_per_second_per_host,
+            respect_robots=policy.respect_robots,
+            same_site_subresources_only=policy.same_site_subresources_only,
+            max_page_bytes=policy.max_page_bytes, navigation_timeout_s=self.navigation_timeout_s,
+            settle_timeout_s=self.settle_timeout_s,
+        )
+
+
+class ManifestSource(dg.ConfigurableResource):
+    """Where the manifest sensor reads URLs from, and how many partitions go into one run."""
+
+    path: str = ""
+    batch_size: int = 50

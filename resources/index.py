@@ -1,0 +1,163 @@
+"""The searchable index behind one interface: LanceDB on local disk (or S3) by default; a Weaviate
+backend implements the same contract later."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+SearchMode = Literal["hybrid", "vector", "text"]
+KEY_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+ROW_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("source_key", pa.string()), ("chunk_id", pa.string()), ("source_url", pa.string()),
+    ("kind", pa.string()), ("title", pa.string()), ("section", pa.string()), ("text", pa.string()),
+    ("deep_link", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+    ("speakers", pa.list_(pa.string())), ("content_sha256", pa.string()),
+    ("pipeline_version", pa.string()), ("embedding_model", pa.string()),
+]
+
+
+@dataclass(frozen=True)
+class IndexWrite:
+    upserted: int
+    deleted: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    score: float
+    row: dict[str, Any]
+
+
+def _check_keys(keys: Sequence[str]) -> str:
+    bad = [k for k in keys if not KEY_PATTERN.match(k)]
+    if bad:
+        raise ValueError(f"not partition keys (16 hex characters): {bad[:3]}")
+    return ", ".join(f"'{k}'" for k in keys)
+
+
+class VectorIndex(dg.ConfigurableResource, ABC):
+    """Chunks and their vectors, keyed by (source_key, chunk_id)."""
+
+    @abstractmethod
+    def replace_sources(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray,
+                        source_keys: Sequence[str]) -> IndexWrite:
+        """Upsert ``rows`` and delete every other row of ``source_keys``, in one step."""
+
+    @abstractmethod
+    def delete_sources(self, source_keys: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def search(self, text: str, vector: np.ndarray | None, *, k: int = 5,
+               kind: str | None = None, mode: SearchMode = "hybrid") -> list[SearchHit]: ...
+
+    @abstractmethod
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        """Stored rows without vectors, for status and checks."""
+
+
+@cache
+def _connect(uri: str):  # noqa: ANN202 - lancedb connection type
+    import lancedb
+
+    return lancedb.connect(uri)
+
+
+class LanceDBIndex(VectorIndex):
+    """LanceDB table at ``uri`` (a folder, or ``s3://bucket/prefix``)."""
+
+    uri: str = "data/index"
+    table_name: str = "chunks"
+
+    def _schema(self, dimension: int) -> pa.Schema:
+        return pa.schema([pa.field(n, t) for n, t in ROW_FIELDS]
+                         + [pa.field("vector", pa.list_(pa.float32(), dimension))])
+
+    def _table(self, dimension: int | None = None):  # noqa: ANN202
+        db = _connect(self.uri)
+        if self.table_name in db.table_names():
+            return db.open_table(self.table_name)
+        if dimension is None:
+            return None
+        return db.create_table(self.table_name, schema=self._schema(dimension), exist_ok=True)
+
+    def _ensure_text_index(self, table: Any) -> None:
+        if not any(getattr(i, "columns", None) == ["text"] for i in table.list_indices()):
+            table.create_fts_index("text", replace=True)
+
+    def replace_sources(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray,
+                        source_keys: Sequence[str]) -> IndexWrite:
+        if not source_keys:
+            return IndexWrite(0, 0)
+        keys_sql = _check_keys(list(source_keys))
+        table = self._table(vectors.shape[1] if len(rows) else None)
+        if table is None:
+            return IndexWrite(0, 0)
+        before = table.count_rows(f"source_key IN ({keys_sql})")
+        if not rows:
+            table.delete(f"source_key IN ({keys_sql})")
+            return IndexWrite(0, before)
+        schema = table.schema
+        columns = {name: [row.get(name) for row in rows] for name, _ in ROW_FIELDS}
+        columns["vector"] = list(vectors.astype(np.float32))
+        data = pa.Table.from_pydict(columns, schema=schema)
+        result = (table.merge_insert(["source_key", "chunk_id"])
+                  .when_matched_update_all().when_not_matched_insert_all()
+                  .when_not_matched_by_source_delete(f"source_key IN ({keys_sql})")
+                  .execute(data))
+        self._ensure_text_index(table)
+        deleted = int(getattr(result, "num_deleted_rows", 0) or 0)
+        return IndexWrite(upserted=len(rows), deleted=deleted)
+
+    def delete_sources(self, source_keys: Sequence[str]) -> int:
+        table = self._table()
+        if table is None or not source_keys:
+            return 0
+        keys_sql = _check_keys(list(source_keys))
+        count = table.count_rows(f"source_key IN ({keys_sql})")
+        table.delete(f"source_key IN ({keys_sql})")
+        return count
+
+    def search(self, text: str, vector: np.ndarray | None, *, k: int = 5,
+               kind: str | None = None, mode: SearchMode = "hybrid") -> list[SearchHit]:
+        table = self._table()
+        if table is None:
+            return []
+        where = f"kind = '{kind}'" if kind in ("web", "video") else None
+        if mode == "text":
+            query = table.search(text, query_type="fts")
+            score_field, sign = "_score", 1.0
+        elif mode == "vector":
+            query = table.search(vector, query_type="vector").distance_type("cosine")
+            score_field, sign = "_distance", -1.0
+        else:
+            from lancedb.rerankers import RRFReranker
+
+            query = (table.search(query_type="hybrid").vector(vector).text(text)
+                     .rerank(RRFReranker()))
+            score_field, sign = "_relevance_score", 1.0
+        if where:
+            query = query.where(where, prefilter=True)
+        hits = []
+        for row in query.limit(k).to_list():
+            score = float(row.pop(score_field, 0.0))
+            row.pop("vector", None)
+            hits.append(SearchHit(score=1.0 + sign * score if sign < 0 else score,
+                                  row={k: v for k, v in row.items() if not k.startswith("_")}))
+        return hits
+
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        table = self._table()
+        if table is None:
+            return []
+        frame = table.to_arrow().drop_columns(["vector"])
+        records = frame.to_pylist()
+        return [r for r in records if source_key is None or r["source_key"] == source_key]

@@ -1,0 +1,132 @@
+"""One IO manager for every artifact, over any ``ObjectStore``.
+
+Partitioned assets pass ``{partition_key: artifact}`` both ways, so one batched step covering many
+URL partitions writes (and reads) one readable file per partition: ``<asset>/<partition>.<ext>``.
+Each artifact is a JSON record; an asset may move large fields into sidecar files with definition
+metadata ``sidecars``: ``{"html": "html"}`` keeps the rendered page as ``<partition>.html`` beside
+its record, ``{"vectors": "parquet"}`` writes a DataFrame as ``<partition>.parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resources.storage import ObjectStore
+
+ARTIFACT_HEADER = "_artifact"
+
+
+def artifact_key(asset_key: dg.AssetKey, partition: str, ext: str) -> str:
+    return f"{'/'.join(asset_key.path)}/{partition}.{ext}"
+
+
+def encode_json(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, indent=1, default=str).encode("utf-8")
+
+
+def encode_parquet(frame: pd.DataFrame, header: Mapping[str, Any]) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[ARTIFACT_HEADER.encode()] = json.dumps(header, default=str).encode()
+    buffer = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buffer)
+    return buffer.getvalue()
+
+
+def decode_parquet(data: bytes) -> pd.DataFrame:
+    return pq.read_table(io.BytesIO(data)).to_pandas()
+
+
+class ArtifactStore:
+    """Reads and writes one asset's per-partition artifacts; shared by the IO manager and assets
+    that look at their own previous output (e.g. to reuse embeddings)."""
+
+    def __init__(self, store: ObjectStore, asset_key: dg.AssetKey, metadata: Mapping[str, Any]):
+        self.store = store
+        self.asset_key = asset_key
+        self.sidecars: dict[str, str] = dict(metadata.get("sidecars") or {})
+
+    def key(self, partition: str) -> str:
+        return artifact_key(self.asset_key, partition, "json")
+
+    def exists(self, partition: str) -> bool:
+        return self.store.exists(self.key(partition))
+
+    def write(self, partition: str, value: Mapping[str, Any], header: Mapping[str, Any]) -> str:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{self.asset_key.to_user_string()}: artifacts are dicts, "
+                            f"got {type(value).__name__}")
+        record = dict(value)
+        for field, ext in self.sidecars.items():
+            content = record.pop(field, None)
+            if content is None:
+                continue
+            side_key = artifact_key(self.asset_key, partition, ext)
+            if isinstance(content, pd.DataFrame):
+                self.store.put(side_key, encode_parquet(content, header))
+            else:
+                self.store.put_text(side_key, str(content))
+            record[f"{field}_artifact"] = side_key
+        record[ARTIFACT_HEADER] = dict(header)
+        return self.store.put(self.key(partition), encode_json(record))
+
+    def read(self, partition: str) -> dict[str, Any]:
+        record = json.loads(self.store.get(self.key(partition)))
+        for field, ext in self.sidecars.items():
+            side_key = record.get(f"{field}_artifact")
+            if side_key:
+                data = self.store.get(side_key)
+                record[field] = decode_parquet(data) if ext == "parquet" else data.decode("utf-8")
+        return record
+
+    def read_or_none(self, partition: str) -> dict[str, Any] | None:
+        try:
+            return self.read(partition)
+        except FileNotFoundError:
+            return None
+
+
+class ArtifactIOManager(dg.ConfigurableIOManager):
+    """Per-partition readable artifacts (JSON, Parquet, sidecar HTML) in an ``ObjectStore``."""
+
+    store: ObjectStore
+
+    def _artifacts(self, asset_key: dg.AssetKey, metadata: Mapping[str, Any]) -> ArtifactStore:
+        return ArtifactStore(self.store, asset_key, metadata)
+
+    def handle_output(self, context: dg.OutputContext,
+                      obj: Mapping[str, Mapping[str, Any]] | None) -> None:
+        if obj is None:
+            return
+        artifacts = self._artifacts(context.asset_key, context.definition_metadata or {})
+        partitions = list(context.asset_partition_keys) if context.has_asset_partitions else ["all"]
+        missing = [p for p in partitions if p not in obj]
+        if missing:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()} returned no artifact for partitions "
+                f"{missing[:5]}: a batched asset returns {{partition_key: artifact}} for each"
+            )
+        header = {
+            "asset": context.asset_key.to_user_string(),
+            "code_version": context.version,
+            "run_id": context.run_id,
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        for partition in partitions:
+            artifacts.write(partition, obj[partition], {**header, "partition": partition})
+
+    def load_input(self, context: dg.InputContext) -> dict[str, Any]:
+        upstream = context.upstream_output
+        metadata = (upstream.definition_metadata if upstream else None) or {}
+        artifacts = self._artifacts(context.asset_key, metadata)
+        partitions = list(context.asset_partition_keys) if context.has_asset_partitions else ["all"]
+        return {p: artifacts.read(p) for p in partitions}

@@ -1,0 +1,3 @@
+from sensors.manifest import manifest_sensor
+
+__all__ = ["manifest_sensor"]
