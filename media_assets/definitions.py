@@ -1,5 +1,7 @@
 """The code location: every asset, job, sensor and resource, assembled in one place."""
 
+import warnings
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -9,6 +11,9 @@ from partitions import web_pages
 from resources import build_resources
 from sensors import manifest_sensor
 
+# backfill_policy is marked beta; the batching it gives is the point of this project.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
 web_assets = [rendered_page, page_elements, web_chunks,
               *build_index_tail("web", web_pages, chunks_asset="web_chunks")]
 
@@ -17,12 +22,18 @@ web_ingest = dg.define_asset_job(
     description="Render, extract, chunk, embed and index a batch of web page partitions.",
 )
 
-defs = dg.Definitions(
-    assets=web_assets,
-    jobs=[web_ingest],
-    sensors=[manifest_sensor],
-    resources=build_resources(),
-    # Steps of a batch run in one process: a step already works on its whole batch concurrently,
-    # and a process per step would load Chromium and the embedding model again each time.
-    executor=dg.in_process_executor,
-)
+
+def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
+    """Definitions with resources configured from ``env`` (the process environment by default)."""
+    return dg.Definitions(
+        assets=web_assets,
+        jobs=[web_ingest],
+        sensors=[manifest_sensor],
+        resources=build_resources(env),
+        # Steps of a batch run in one process: each step already works on its whole batch
+        # concurrently, and a process per step would start Chromium and load the model again.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

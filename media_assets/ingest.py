@@ -7,7 +7,6 @@ Dagster instance, so `dagster dev` afterwards shows them.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 from sensors.manifest import JOB_BY_KIND, read_manifest
-
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 # Dagster's console logger prints every event at DEBUG; progress lines are INFO.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -87,9 +87,9 @@ class SiteServer:
 
 
 @contextmanager
-def serve(root: Path = SITE_DIR, port: int = 0) -> Iterator[SiteServer]:
-    """Serve ``root`` on 127.0.0.1 (``port=0`` picks a free port) until the block ends."""
-    server = _Server(("127.0.0.1", port), partial(_Handler, directory=str(root)))
+def serve(root: Path = SITE_DIR, port: int = 0, host: str = "127.0.0.1") -> Iterator[SiteServer]:
+    """Serve ``root`` on a loopback address (``port=0`` picks a free port) until the block ends."""
+    server = _Server((host, port), partial(_Handler, directory=str(root)))
     server.requests, server.hooks = Counter(), []
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="site-server")
     thread.start()

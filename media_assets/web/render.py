@@ -1,7 +1,7 @@
 """Render pages in a real browser: one Chromium, one context, many pages at once.
 
-Every request the page makes (redirects, subresources, fetch/XHR) goes through the address policy;
-images, media and fonts are refused because the text does not need them.
+Every request the page makes (subresources, fetch/XHR, and each redirect hop) goes through the
+address policy; images, media and fonts are refused because the text does not need them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
-from playwright.async_api import Browser, BrowserContext, Route
+from playwright.async_api import Browser, BrowserContext, Request, Route
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
@@ -98,12 +98,25 @@ class _PageGuard:
                     and _site(host) not in self.sites):
                 raise BlockedURLError(f"third-party host {host}")
             await self.policy.check_async(request.url)
+            # Playwright does not route redirect hops, so the request is made here with redirects
+            # off and each Location is checked before the browser may follow it.
+            response = await route.fetch(max_redirects=0,
+                                         timeout=self.settings.navigation_timeout_s * 1000)
+            location = response.headers.get("location")
+            if 300 <= response.status < 400 and location:
+                await self.policy.check_async(urljoin(request.url, location))
         except BlockedURLError:
-            page_id = id(request.frame.page)
-            self.refused[page_id] = self.refused.get(page_id, 0) + 1
+            self._refuse(request)
             await route.abort("blockedbyclient")
             return
-        await route.continue_()
+        except PlaywrightError:
+            await route.abort("failed")
+            return
+        await route.fulfill(response=response)
+
+    def _refuse(self, request: Request) -> None:
+        page_id = id(request.frame.page)
+        self.refused[page_id] = self.refused.get(page_id, 0) + 1
 
 
 class PageRenderer:

@@ -1,0 +1,26 @@
+# The README's two commands are `make run` and `make test`; both set up what is missing first.
+.PHONY: setup run test lint ui bench
+
+VENV := .venv
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/media-assets $(if $(MANIFEST),ingest $(MANIFEST),demo)
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+ui: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	$(VENV)/bin/python bench/web_extraction.py
+	$(VENV)/bin/python bench/web_throughput.py

@@ -1,0 +1,72 @@
+"""Shared fixtures: the demo site on 127.0.0.1, a Dagster instance and data folder per test, and a
+guard that fails any Python connection leaving this machine (nothing may download at run time)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from media_assets.demo.server import SITE_DIR, SiteServer, serve
+
+CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: run scripts/setup.sh")
+needs_eval = pytest.mark.skipif(
+    not EVAL_DIR.is_dir(), reason=f"{EVAL_DIR} absent: evaluation data is not shipped with the repo")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_outside_network() -> Iterator[None]:
+    """Refuse connections to anything but loopback from this Python process."""
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+            host = str(address[0])
+            try:
+                loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise ConnectionRefusedError(f"test tried to reach {host}: no network at run time")
+        return original(self, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """A private copy of the demo site, so a test may change pages."""
+    target = tmp_path / "site"
+    shutil.copytree(SITE_DIR, target)
+    return target
+
+
+@pytest.fixture
+def site(site_dir: Path) -> Iterator[SiteServer]:
+    with serve(site_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Configuration for a pipeline in a fresh data folder, loopback allow-listed."""
+    return {"MEDIA_ASSETS_DATA": str(tmp_path / "data"), "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
+            "MEDIA_ASSETS_CHROMIUM": CHROMIUM}
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
