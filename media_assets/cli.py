@@ -44,8 +44,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from media_assets.search import format_result, search
 
     res = _resources()
-    results = search(args.query, res["vector_index"], res["embedder"], k=args.k, kind=args.kind,
-                     mode=args.mode)
+    results = search(
+        args.query, res["vector_index"], res["embedder"], k=args.k, kind=args.kind, mode=args.mode
+    )
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     elif not results:
@@ -64,7 +65,7 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _print_report(report, manifest_path: str) -> None:  # noqa: ANN001
+def _print_report(report, manifest_path: str) -> None:
     for problem in report.manifest.problems:
         print(f"skipped {manifest_path} {problem}")
     for kind, count in report.skipped_kinds.items():
@@ -100,8 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(template.replace("{base}", site.base_url))
         print(f"demo site on {site.base_url}; manifest {manifest}")
-        code = cmd_ingest(argparse.Namespace(manifest=str(manifest), batch_size=50,
-                                             force=args.force))
+        code = cmd_ingest(
+            argparse.Namespace(manifest=str(manifest), batch_size=50, force=args.force)
+        )
     query = "how much honey does a colony need in winter"
     print(f'\nexample: media-assets search "{query}"')
     cmd_search(argparse.Namespace(query=query, k=3, kind=None, mode="hybrid", json=False))

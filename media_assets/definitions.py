@@ -1,6 +1,5 @@
 """The code location: every asset, job, sensor and resource, assembled in one place."""
 
-import warnings
 from collections.abc import Mapping
 
 import dagster as dg
@@ -11,14 +10,17 @@ from partitions import web_pages
 from resources import build_resources
 from sensors import manifest_sensor
 
-# backfill_policy is marked beta; the batching it gives is the point of this project.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-
-web_assets = [rendered_page, page_elements, web_chunks,
-              *build_index_tail("web", web_pages, chunks_asset="web_chunks")]
+web_assets = [
+    rendered_page,
+    page_elements,
+    web_chunks,
+    *build_index_tail("web", web_pages, chunks_asset="web_chunks"),
+]
 
 web_ingest = dg.define_asset_job(
-    "web_ingest", selection=dg.AssetSelection.assets(*web_assets), partitions_def=web_pages,
+    "web_ingest",
+    selection=dg.AssetSelection.assets(*web_assets),
+    partitions_def=web_pages,
     description="Render, extract, chunk, embed and index a batch of web page partitions.",
 )
 

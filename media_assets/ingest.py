@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from media_assets import registry
 from media_assets.manifest import Manifest
@@ -28,7 +31,9 @@ FIRST_ASSET = {"web": "rendered_page"}
 LAST_ASSET = {"web": "web_index_rows"}
 
 
-def contiguous_batches(ordered: Sequence[str], wanted: set[str], batch_size: int) -> list[list[str]]:
+def contiguous_batches(
+    ordered: Sequence[str], wanted: set[str], batch_size: int
+) -> list[list[str]]:
     """Split ``wanted`` keys into runs of consecutive keys (in partition order), each at most
     ``batch_size`` long: a run's partitions are a range, which must not cover unwanted keys."""
     batches: list[list[str]] = []
@@ -70,13 +75,22 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
         elif head.get("status") != "ok":
             statuses[key] = str(head["status"])
         else:
-            statuses[key] = "indexed" if tail and tail.get("status") == "ok" else (
-                str(tail.get("status")) if tail else "missing")
+            statuses[key] = (
+                "indexed"
+                if tail and tail.get("status") == "ok"
+                else (str(tail.get("status")) if tail else "missing")
+            )
     return statuses
 
 
-def ingest(manifest_path: str | Path, defs: dg.Definitions, instance: dg.DagsterInstance, *,
-           batch_size: int = 50, force: bool = False) -> IngestReport:
+def ingest(
+    manifest_path: str | Path,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    batch_size: int = 50,
+    force: bool = False,
+) -> IngestReport:
     """Ingest every manifest URL not yet materialized (all of them with ``force``)."""
     manifest, _ = read_manifest(str(manifest_path))
     store: ObjectStore = defs.resources["object_store"]  # type: ignore[assignment]
@@ -92,14 +106,22 @@ def ingest(manifest_path: str | Path, defs: dg.Definitions, instance: dg.Dagster
         keys = [e.key for e in entries]
         existing = set(instance.get_dynamic_partitions(partitions_def.name))
         instance.add_dynamic_partitions(partitions_def.name, [k for k in keys if k not in existing])
-        done = set() if force else instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+        done = (
+            set() if force else instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+        )
         ordered = instance.get_dynamic_partitions(partitions_def.name)
         job = defs.resolve_job_def(JOB_BY_KIND[kind])
         for batch in contiguous_batches(ordered, set(keys) - set(done), batch_size):
             result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
-                tags={ASSET_PARTITION_RANGE_START_TAG: batch[0],
-                      ASSET_PARTITION_RANGE_END_TAG: batch[-1], "media_assets/urls": str(len(batch))})
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_LOGS,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: batch[0],
+                    ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+                    "media_assets/urls": str(len(batch)),
+                },
+            )
             report.runs.append((result.run_id, result.success))
         report.statuses[kind] = Counter(url_statuses(store, kind, keys).values())
     return report

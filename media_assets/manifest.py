@@ -16,8 +16,24 @@ from partitions.keys import InvalidURLError, normalize_url, partition_key
 Kind = Literal["web", "video"]
 KINDS: tuple[Kind, ...] = ("web", "video")
 MEDIA_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mp3", ".m4a", ".wav", ".flac", ".ogg",
-     ".oga", ".opus", ".aac", ".m3u8", ".mpd"}
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".webm",
+        ".mkv",
+        ".avi",
+        ".mp3",
+        ".m4a",
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".aac",
+        ".m3u8",
+        ".mpd",
+    }
 )
 
 
@@ -31,8 +47,13 @@ class ManifestEntry:
     tags: dict[str, str] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, object]:
-        return {"url": self.url, "normalized_url": self.normalized_url, "key": self.key,
-                "kind": self.kind, "tags": self.tags}
+        return {
+            "url": self.url,
+            "normalized_url": self.normalized_url,
+            "key": self.key,
+            "kind": self.kind,
+            "tags": self.tags,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,9 +100,11 @@ def _rows_csv(text: str) -> Iterable[tuple[int, dict[str, object] | str]]:
         return
     for row in reader:
         clean = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        tags = {k[len("tag_"):]: v for k, v in clean.items() if k.startswith("tag_") and v}
-        yield reader.line_num, {"url": clean.get("url", ""), "kind": clean.get("kind") or None,
-                                "tags": tags}
+        tags = {k[len("tag_") :]: v for k, v in clean.items() if k.startswith("tag_") and v}
+        yield (
+            reader.line_num,
+            {"url": clean.get("url", ""), "kind": clean.get("kind") or None, "tags": tags},
+        )
 
 
 def parse_manifest(text: str, fmt: Literal["jsonl", "csv"]) -> Manifest:
@@ -113,15 +136,24 @@ def parse_manifest(text: str, fmt: Literal["jsonl", "csv"]) -> Manifest:
             continue
         key = partition_key(normalized)
         if key in first_line_of:
-            problems.append(ManifestProblem(
-                number, f"duplicate of line {first_line_of[key]} after normalization ({normalized})"))
+            problems.append(
+                ManifestProblem(
+                    number,
+                    f"duplicate of line {first_line_of[key]} after normalization ({normalized})",
+                )
+            )
             continue
         first_line_of[key] = number
-        entries.append(ManifestEntry(
-            url=url.strip(), normalized_url=normalized, key=key,
-            kind=kind or detect_kind(normalized), line=number,
-            tags={str(k): str(v) for k, v in tags.items()},
-        ))
+        entries.append(
+            ManifestEntry(
+                url=url.strip(),
+                normalized_url=normalized,
+                key=key,
+                kind=kind or detect_kind(normalized),
+                line=number,
+                tags={str(k): str(v) for k, v in tags.items()},
+            )
+        )
     return Manifest(entries, problems)
 
 
@@ -131,4 +163,6 @@ def manifest_format(name: str) -> Literal["jsonl", "csv"]:
         return "csv"
     if lowered.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
-    raise ValueError(f"manifest {name!r}: name it .jsonl (JSON Lines) or .csv (with a 'url' column)")
+    raise ValueError(
+        f"manifest {name!r}: name it .jsonl (JSON Lines) or .csv (with a 'url' column)"
+    )

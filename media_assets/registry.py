@@ -26,8 +26,10 @@ class Source:
 
 class UnknownPartitionError(KeyError):
     def __str__(self) -> str:
-        return (f"partition {self.args[0]!r} has no registered URL: add its URL to the manifest "
-                "(the manifest sensor registers it), or run `media-assets ingest`")
+        return (
+            f"partition {self.args[0]!r} has no registered URL: add its URL to the manifest "
+            "(the manifest sensor registers it), or run `media-assets ingest`"
+        )
 
 
 def _key(partition: str) -> str:
@@ -52,7 +54,9 @@ def lookup(store: ObjectStore, partition: str) -> Source:
         record = json.loads(store.get(_key(partition)))
     except FileNotFoundError:
         raise UnknownPartitionError(partition) from None
-    return Source(key=partition, url=record["url"], kind=record["kind"], tags=record.get("tags", {}))
+    return Source(
+        key=partition, url=record["url"], kind=record["kind"], tags=record.get("tags", {})
+    )
 
 
 def lookup_many(store: ObjectStore, partitions: Sequence[str]) -> dict[str, Source]:

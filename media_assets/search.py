@@ -31,16 +31,30 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
 
 
-def search(query: str, index: VectorIndex, embedder: Embedder, *, k: int = 5,
-           kind: str | None = None, mode: SearchMode = "hybrid") -> list[SearchResult]:
+def search(
+    query: str,
+    index: VectorIndex,
+    embedder: Embedder,
+    *,
+    k: int = 5,
+    kind: str | None = None,
+    mode: SearchMode = "hybrid",
+) -> list[SearchResult]:
     vector = embedder.embed_query(query) if mode != "text" else None
     return [
         SearchResult(
-            score=hit.score, title=hit.row.get("title"), section=hit.row.get("section"),
-            snippet=_snippet(hit.row.get("text") or ""), deep_link=hit.row["deep_link"],
-            source_url=hit.row["source_url"], kind=hit.row["kind"], chunk_id=hit.row["chunk_id"],
-            source_key=hit.row["source_key"], start_s=hit.row.get("start_s"),
-            end_s=hit.row.get("end_s"), speakers=tuple(hit.row.get("speakers") or ()),
+            score=hit.score,
+            title=hit.row.get("title"),
+            section=hit.row.get("section"),
+            snippet=_snippet(hit.row.get("text") or ""),
+            deep_link=hit.row["deep_link"],
+            source_url=hit.row["source_url"],
+            kind=hit.row["kind"],
+            chunk_id=hit.row["chunk_id"],
+            source_key=hit.row["source_key"],
+            start_s=hit.row.get("start_s"),
+            end_s=hit.row.get("end_s"),
+            speakers=tuple(hit.row.get("speakers") or ()),
         )
         for hit in index.search(query, vector, k=k, kind=kind, mode=mode)
     ]
@@ -49,9 +63,11 @@ def search(query: str, index: VectorIndex, embedder: Embedder, *, k: int = 5,
 def format_result(rank: int, result: SearchResult) -> str:
     where = result.section or ""
     if result.start_s is not None:
-        where = f"{result.start_s:.0f}s–{result.end_s or result.start_s:.0f}s"
+        where = f"{result.start_s:.0f}s-{result.end_s or result.start_s:.0f}s"
         if result.speakers:
             where += f" · {', '.join(result.speakers)}"
-    return (f"{rank}. [{result.score:.3f}] {result.title or result.source_url}"
-            + (f" — {where}" if where else "")
-            + f"\n   {result.snippet}\n   {result.deep_link}")
+    return (
+        f"{rank}. [{result.score:.3f}] {result.title or result.source_url}"
+        + (f" — {where}" if where else "")
+        + f"\n   {result.snippet}\n   {result.deep_link}"
+    )

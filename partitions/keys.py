@@ -40,7 +40,8 @@ def normalize_url(url: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise InvalidURLError(
-            f"unsupported scheme {scheme or '(none)'!r} in {raw!r}: only http and https URLs are ingested"
+            f"unsupported scheme {scheme or '(none)'!r} in {raw!r}: "
+            "only http and https URLs are ingested"
         )
     host = (parts.hostname or "").lower().rstrip(".")
     if not host:

@@ -37,16 +37,25 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "object_store": store,
         "browser": BrowserResource(
             executable_path=env.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium"),
-            concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4"))),
+            concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4")),
+        ),
         "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
         "embedder": SentenceTransformerEmbedder(),
         "vector_index": LanceDBIndex(uri=str(data / "index")),
-        "manifest": ManifestSource(path=env.get("MEDIA_ASSETS_MANIFEST", ""),
-                                   batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50"))),
+        "manifest": ManifestSource(
+            path=env.get("MEDIA_ASSETS_MANIFEST", ""),
+            batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),
+        ),
     }
 
 
 __all__ = [
-    "BrowserResource", "Embedder", "FetchPolicy", "LanceDBIndex", "ManifestSource", "ObjectStore",
-    "VectorIndex", "build_resources",
+    "BrowserResource",
+    "Embedder",
+    "FetchPolicy",
+    "LanceDBIndex",
+    "ManifestSource",
+    "ObjectStore",
+    "VectorIndex",
+    "build_resources",
 ]

@@ -32,7 +32,7 @@ class Embedder(dg.ConfigurableResource, ABC):
 
 
 @cache
-def _load_sentence_transformer(path: str, device: str):  # noqa: ANN202 - torch type stays local
+def _load_sentence_transformer(path: str, device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are on disk; never ask a hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -79,8 +79,12 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = _load_sentence_transformer(self._path, self.device)
-        vectors = model.encode(list(texts), batch_size=self.batch_size,
-                               normalize_embeddings=True, show_progress_bar=False)
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:

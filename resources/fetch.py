@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from media_assets.web.render import RenderSettings
 
@@ -12,7 +13,7 @@ class FetchPolicy(dg.ConfigurableResource):
     are refused unless listed in ``allow_hosts`` (host names or CIDR networks)."""
 
     user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
-    allow_hosts: list[str] = []
+    allow_hosts: list[str] = Field(default_factory=list)
     respect_robots: bool = True
     requests_per_second_per_host: float = 8.0
     same_site_subresources_only: bool = False
@@ -20,7 +21,8 @@ class FetchPolicy(dg.ConfigurableResource):
 
 
 class BrowserResource(dg.ConfigurableResource):
-    """Debian's Chromium driven by Playwright: one browser per step, ``concurrency`` pages at once."""
+    """Debian's Chromium driven by Playwright: one browser per step, ``concurrency`` pages at a
+    time in one shared context."""
 
     executable_path: str = "/usr/bin/chromium"
     concurrency: int = 4
@@ -29,12 +31,15 @@ class BrowserResource(dg.ConfigurableResource):
 
     def settings(self, policy: FetchPolicy) -> RenderSettings:
         return RenderSettings(
-            executable_path=self.executable_path, concurrency=self.concurrency,
-            user_agent=policy.user_agent, allow_hosts=tuple(policy.allow_hosts),
+            executable_path=self.executable_path,
+            concurrency=self.concurrency,
+            user_agent=policy.user_agent,
+            allow_hosts=tuple(policy.allow_hosts),
             requests_per_second_per_host=policy.requests_per_second_per_host,
             respect_robots=policy.respect_robots,
             same_site_subresources_only=policy.same_site_subresources_only,
-            max_page_bytes=policy.max_page_bytes, navigation_timeout_s=self.navigation_timeout_s,
+            max_page_bytes=policy.max_page_bytes,
+            navigation_timeout_s=self.navigation_timeout_s,
             settle_timeout_s=self.settle_timeout_s,
         )
 

@@ -17,11 +17,20 @@ import pyarrow as pa
 SearchMode = Literal["hybrid", "vector", "text"]
 KEY_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 ROW_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("source_key", pa.string()), ("chunk_id", pa.string()), ("source_url", pa.string()),
-    ("kind", pa.string()), ("title", pa.string()), ("section", pa.string()), ("text", pa.string()),
-    ("deep_link", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
-    ("speakers", pa.list_(pa.string())), ("content_sha256", pa.string()),
-    ("pipeline_version", pa.string()), ("embedding_model", pa.string()),
+    ("source_key", pa.string()),
+    ("chunk_id", pa.string()),
+    ("source_url", pa.string()),
+    ("kind", pa.string()),
+    ("title", pa.string()),
+    ("section", pa.string()),
+    ("text", pa.string()),
+    ("deep_link", pa.string()),
+    ("start_s", pa.float64()),
+    ("end_s", pa.float64()),
+    ("speakers", pa.list_(pa.string())),
+    ("content_sha256", pa.string()),
+    ("pipeline_version", pa.string()),
+    ("embedding_model", pa.string()),
 ]
 
 
@@ -48,16 +57,24 @@ class VectorIndex(dg.ConfigurableResource, ABC):
     """Chunks and their vectors, keyed by (source_key, chunk_id)."""
 
     @abstractmethod
-    def replace_sources(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray,
-                        source_keys: Sequence[str]) -> IndexWrite:
+    def replace_sources(
+        self, rows: Sequence[dict[str, Any]], vectors: np.ndarray, source_keys: Sequence[str]
+    ) -> IndexWrite:
         """Upsert ``rows`` and delete every other row of ``source_keys``, in one step."""
 
     @abstractmethod
     def delete_sources(self, source_keys: Sequence[str]) -> int: ...
 
     @abstractmethod
-    def search(self, text: str, vector: np.ndarray | None, *, k: int = 5,
-               kind: str | None = None, mode: SearchMode = "hybrid") -> list[SearchHit]: ...
+    def search(
+        self,
+        text: str,
+        vector: np.ndarray | None,
+        *,
+        k: int = 5,
+        kind: str | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]: ...
 
     @abstractmethod
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
@@ -65,7 +82,7 @@ class VectorIndex(dg.ConfigurableResource, ABC):
 
 
 @cache
-def _connect(uri: str):  # noqa: ANN202 - lancedb connection type
+def _connect(uri: str):
     import lancedb
 
     return lancedb.connect(uri)
@@ -78,10 +95,12 @@ class LanceDBIndex(VectorIndex):
     table_name: str = "chunks"
 
     def _schema(self, dimension: int) -> pa.Schema:
-        return pa.schema([pa.field(n, t) for n, t in ROW_FIELDS]
-                         + [pa.field("vector", pa.list_(pa.float32(), dimension))])
+        return pa.schema(
+            [pa.field(n, t) for n, t in ROW_FIELDS]
+            + [pa.field("vector", pa.list_(pa.float32(), dimension))]
+        )
 
-    def _table(self, dimension: int | None = None):  # noqa: ANN202
+    def _table(self, dimension: int | None = None):
         db = _connect(self.uri)
         if self.table_name in db.table_names():
             return db.open_table(self.table_name)
@@ -93,8 +112,9 @@ class LanceDBIndex(VectorIndex):
         if not any(getattr(i, "columns", None) == ["text"] for i in table.list_indices()):
             table.create_fts_index("text", replace=True)
 
-    def replace_sources(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray,
-                        source_keys: Sequence[str]) -> IndexWrite:
+    def replace_sources(
+        self, rows: Sequence[dict[str, Any]], vectors: np.ndarray, source_keys: Sequence[str]
+    ) -> IndexWrite:
         if not source_keys:
             return IndexWrite(0, 0)
         keys_sql = _check_keys(list(source_keys))
@@ -109,25 +129,35 @@ class LanceDBIndex(VectorIndex):
         columns = {name: [row.get(name) for row in rows] for name, _ in ROW_FIELDS}
         columns["vector"] = list(vectors.astype(np.float32))
         data = pa.Table.from_pydict(columns, schema=schema)
-        result = (table.merge_insert(["source_key", "chunk_id"])
-                  .when_matched_update_all().when_not_matched_insert_all()
-                  .when_not_matched_by_source_delete(f"source_key IN ({keys_sql})")
-                  .execute(data))
+        result = (
+            table.merge_insert(["source_key", "chunk_id"])
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"source_key IN ({keys_sql})")
+            .execute(data)
+        )
         self._ensure_text_index(table)
         deleted = int(getattr(result, "num_deleted_rows", 0) or 0)
         return IndexWrite(upserted=len(rows), deleted=deleted)
 
     def delete_sources(self, source_keys: Sequence[str]) -> int:
+        keys_sql = _check_keys(list(source_keys))
         table = self._table()
         if table is None or not source_keys:
             return 0
-        keys_sql = _check_keys(list(source_keys))
         count = table.count_rows(f"source_key IN ({keys_sql})")
         table.delete(f"source_key IN ({keys_sql})")
         return count
 
-    def search(self, text: str, vector: np.ndarray | None, *, k: int = 5,
-               kind: str | None = None, mode: SearchMode = "hybrid") -> list[SearchHit]:
+    def search(
+        self,
+        text: str,
+        vector: np.ndarray | None,
+        *,
+        k: int = 5,
+        kind: str | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]:
         table = self._table()
         if table is None:
             return []
@@ -141,8 +171,9 @@ class LanceDBIndex(VectorIndex):
         else:
             from lancedb.rerankers import RRFReranker
 
-            query = (table.search(query_type="hybrid").vector(vector).text(text)
-                     .rerank(RRFReranker()))
+            query = (
+                table.search(query_type="hybrid").vector(vector).text(text).rerank(RRFReranker())
+            )
             score_field, sign = "_relevance_score", 1.0
         if where:
             query = query.where(where, prefilter=True)
@@ -150,8 +181,12 @@ class LanceDBIndex(VectorIndex):
         for row in query.limit(k).to_list():
             score = float(row.pop(score_field, 0.0))
             row.pop("vector", None)
-            hits.append(SearchHit(score=1.0 + sign * score if sign < 0 else score,
-                                  row={k: v for k, v in row.items() if not k.startswith("_")}))
+            hits.append(
+                SearchHit(
+                    score=1.0 + sign * score if sign < 0 else score,
+                    row={k: v for k, v in row.items() if not k.startswith("_")},
+                )
+            )
         return hits
 
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:

@@ -63,8 +63,10 @@ class ArtifactStore:
 
     def write(self, partition: str, value: Mapping[str, Any], header: Mapping[str, Any]) -> str:
         if not isinstance(value, Mapping):
-            raise TypeError(f"{self.asset_key.to_user_string()}: artifacts are dicts, "
-                            f"got {type(value).__name__}")
+            raise TypeError(
+                f"{self.asset_key.to_user_string()}: artifacts are dicts, "
+                f"got {type(value).__name__}"
+            )
         record = dict(value)
         for field, ext in self.sidecars.items():
             content = record.pop(field, None)
@@ -103,8 +105,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def _artifacts(self, asset_key: dg.AssetKey, metadata: Mapping[str, Any]) -> ArtifactStore:
         return ArtifactStore(self.store, asset_key, metadata)
 
-    def handle_output(self, context: dg.OutputContext,
-                      obj: Mapping[str, Mapping[str, Any]] | None) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: Mapping[str, Mapping[str, Any]] | None
+    ) -> None:
         if obj is None:
             return
         artifacts = self._artifacts(context.asset_key, context.definition_metadata or {})

@@ -1,13 +1,14 @@
 """The manifest sensor: new manifest entries become partitions and batched runs."""
 
-
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from media_assets import registry
 from media_assets.manifest import Manifest, manifest_format, parse_manifest
@@ -19,7 +20,9 @@ from resources.storage import ObjectStore
 JOB_BY_KIND = {"web": "web_ingest"}
 
 
-def batched_run_requests(job_name: str, keys: Sequence[str], batch_size: int) -> list[dg.RunRequest]:
+def batched_run_requests(
+    job_name: str, keys: Sequence[str], batch_size: int
+) -> list[dg.RunRequest]:
     """One run per ``batch_size`` consecutive new partitions, as a partition range.
 
     New dynamic partitions are appended in order, so consecutive keys form a contiguous range.
@@ -27,22 +30,33 @@ def batched_run_requests(job_name: str, keys: Sequence[str], batch_size: int) ->
     requests = []
     for start in range(0, len(keys), batch_size):
         batch = keys[start : start + batch_size]
-        requests.append(dg.RunRequest(
-            run_key=f"{job_name}:{batch[0]}:{batch[-1]}:{len(batch)}", job_name=job_name,
-            tags={ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1],
-                  "media_assets/urls": str(len(batch))},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{job_name}:{batch[0]}:{batch[-1]}:{len(batch)}",
+                job_name=job_name,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: batch[0],
+                    ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+                    "media_assets/urls": str(len(batch)),
+                },
+            )
+        )
     return requests
 
 
 def read_manifest(path: str) -> tuple[Manifest, str]:
     file = Path(path)
     text = file.read_text(encoding="utf-8")
-    return parse_manifest(text, manifest_format(file.name)), hashlib.sha256(text.encode()).hexdigest()
+    return parse_manifest(text, manifest_format(file.name)), hashlib.sha256(
+        text.encode()
+    ).hexdigest()
 
 
-def plan_ingest(manifest: Manifest, existing: dict[str, set[str]], batch_size: int,
-                ) -> tuple[list[dg.AddDynamicPartitionsRequest], list[dg.RunRequest]]:
+def plan_ingest(
+    manifest: Manifest,
+    existing: dict[str, set[str]],
+    batch_size: int,
+) -> tuple[list[dg.AddDynamicPartitionsRequest], list[dg.RunRequest]]:
     partition_requests, run_requests = [], []
     for kind, job_name in JOB_BY_KIND.items():
         partitions_def = PARTITIONS_BY_KIND[kind]
@@ -55,12 +69,18 @@ def plan_ingest(manifest: Manifest, existing: dict[str, set[str]], batch_size: i
     return partition_requests, run_requests
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Turns new manifest entries into URL partitions and batched runs.")
-def manifest_sensor(context: dg.SensorEvaluationContext, manifest: ManifestSource,
-                    object_store: ObjectStore) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns new manifest entries into URL partitions and batched runs.",
+)
+def manifest_sensor(
+    context: dg.SensorEvaluationContext, manifest: ManifestSource, object_store: ObjectStore
+) -> dg.SensorResult | dg.SkipReason:
     if not manifest.path:
-        return dg.SkipReason("no manifest configured: set MEDIA_ASSETS_MANIFEST to a .jsonl or .csv")
+        return dg.SkipReason(
+            "no manifest configured: set MEDIA_ASSETS_MANIFEST to a .jsonl or .csv"
+        )
     if not Path(manifest.path).is_file():
         return dg.SkipReason(f"manifest {manifest.path} does not exist")
     parsed, digest = read_manifest(manifest.path)
@@ -69,13 +89,18 @@ def manifest_sensor(context: dg.SensorEvaluationContext, manifest: ManifestSourc
     for problem in parsed.problems:
         context.log.warning(f"{manifest.path} {problem}")
     registry.register(object_store, parsed.entries)
-    existing = {kind: set(context.instance.get_dynamic_partitions(p.name))
-                for kind, p in PARTITIONS_BY_KIND.items()}
+    existing = {
+        kind: set(context.instance.get_dynamic_partitions(p.name))
+        for kind, p in PARTITIONS_BY_KIND.items()
+    }
     partition_requests, run_requests = plan_ingest(parsed, existing, manifest.batch_size)
-    context.log.info(f"{len(parsed.entries)} entries, {len(parsed.problems)} bad lines, "
-                     f"{len(run_requests)} runs requested")
-    return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
-                           cursor=digest)
+    context.log.info(
+        f"{len(parsed.entries)} entries, {len(parsed.problems)} bad lines, "
+        f"{len(run_requests)} runs requested"
+    )
+    return dg.SensorResult(
+        run_requests=run_requests, dynamic_partitions_requests=partition_requests, cursor=digest
+    )
 
 
 __all__ = ["batched_run_requests", "manifest_sensor", "plan_ingest", "read_manifest"]

@@ -19,9 +19,11 @@ CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: run scripts/setup.sh")
+    not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: run scripts/setup.sh"
+)
 needs_eval = pytest.mark.skipif(
-    not EVAL_DIR.is_dir(), reason=f"{EVAL_DIR} absent: evaluation data is not shipped with the repo")
+    not EVAL_DIR.is_dir(), reason=f"{EVAL_DIR} absent: evaluation data is not shipped with the repo"
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -62,8 +64,11 @@ def site(site_dir: Path) -> Iterator[SiteServer]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """Configuration for a pipeline in a fresh data folder, loopback allow-listed."""
-    return {"MEDIA_ASSETS_DATA": str(tmp_path / "data"), "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
-            "MEDIA_ASSETS_CHROMIUM": CHROMIUM}
+    return {
+        "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
+        "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
+        "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
+    }
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from media_assets.demo.server import serve
+from media_assets.demo.server import SiteServer, serve
 from media_assets.web.render import RenderSettings, render_batch
 from media_assets.web.safety import AddressPolicy, BlockedURLError
 from tests.conftest import CHROMIUM, needs_chromium
@@ -15,12 +15,15 @@ pytestmark = needs_chromium
 
 
 def settings(**overrides: object) -> RenderSettings:
-    base = {"executable_path": CHROMIUM, "allow_hosts": ("127.0.0.1",),
-            "requests_per_second_per_host": 100.0}
+    base = {
+        "executable_path": CHROMIUM,
+        "allow_hosts": ("127.0.0.1",),
+        "requests_per_second_per_host": 100.0,
+    }
     return RenderSettings(**{**base, **overrides})  # type: ignore[arg-type]
 
 
-def test_rendered_page_has_text_a_plain_get_does_not(site) -> None:  # noqa: ANN001
+def test_rendered_page_has_text_a_plain_get_does_not(site: SiteServer) -> None:
     url = f"{site.base_url}/blog/winter-bees.html"
     raw = httpx.get(url).text
     assert "hibernate" not in raw  # the served HTML is an empty shell filled by script
@@ -30,12 +33,12 @@ def test_rendered_page_has_text_a_plain_get_does_not(site) -> None:  # noqa: ANN
     assert result.title == "How honeybees survive the winter | Northwind Blog"
 
 
-def test_spa_that_renders_after_load_event_and_an_api_call(site) -> None:  # noqa: ANN001
+def test_spa_that_renders_after_load_event_and_an_api_call(site: SiteServer) -> None:
     (result,) = render_batch([f"{site.base_url}/app/index.html"], settings())
     assert "reliably doubles in volume" in result.html
 
 
-def test_robots_disallow_renders_nothing(site) -> None:  # noqa: ANN001
+def test_robots_disallow_renders_nothing(site: SiteServer) -> None:
     (result,) = render_batch([f"{site.base_url}/private/internal-notes.html"], settings())
     assert result.status == "blocked_by_robots" and result.html is None
     assert result.gone
@@ -43,40 +46,50 @@ def test_robots_disallow_renders_nothing(site) -> None:  # noqa: ANN001
     assert site.requests["/robots.txt"] == 1
 
 
-def test_404_fails_with_its_reason(site) -> None:  # noqa: ANN001
+def test_404_fails_with_its_reason(site) -> None:
     (result,) = render_batch([f"{site.base_url}/no-such-page.html"], settings())
     assert result.status == "failed" and result.http_status == 404
     assert "HTTP 404" in result.error and result.gone
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
-                                 "javascript:alert(document.cookie)", "http://0.0.0.0/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+        "javascript:alert(document.cookie)",
+        "http://0.0.0.0/",
+    ],
+)
 def test_dangerous_urls_are_refused_before_any_request(url: str) -> None:
     (result,) = render_batch([url], settings())
     assert result.status == "refused", result
     assert result.error
 
 
-def test_loopback_is_refused_unless_allow_listed(site) -> None:  # noqa: ANN001
+def test_loopback_is_refused_unless_allow_listed(site: SiteServer) -> None:
     port = site.base_url.rsplit(":", 1)[1]
-    (result,) = render_batch([f"http://localhost:{port}/docs/getting-started.html"],
-                             settings(allow_hosts=()))
+    (result,) = render_batch(
+        [f"http://localhost:{port}/docs/getting-started.html"], settings(allow_hosts=())
+    )
     assert result.status == "refused" and "non-public address" in result.error
     assert site.requests["/docs/getting-started.html"] == 0
 
 
 def test_policy_checks_resolved_addresses() -> None:
     policy = AddressPolicy()
-    with pytest.raises(BlockedURLError, match="127.0.0.1"):
+    with pytest.raises(BlockedURLError, match=r"127\.0\.0\.1"):
         policy.check("http://localhost/")
     with pytest.raises(BlockedURLError, match="metadata"):
         policy.check("http://metadata.google.internal/computeMetadata/v1/")
-    with pytest.raises(BlockedURLError, match="100.64.1.1"):
+    with pytest.raises(BlockedURLError, match=r"100\.64\.1\.1"):
         policy.check("http://100.64.1.1/")
     AddressPolicy(["10.0.0.0/8"]).check("http://10.1.2.3/")  # allow-listed network passes
 
 
-def test_subresources_and_redirects_to_other_hosts_are_refused(site, site_dir: Path) -> None:  # noqa: ANN001
+def test_subresources_and_redirects_to_other_hosts_are_refused(
+    site: SiteServer, site_dir: Path
+) -> None:
     # A second server on another loopback address stands in for an internal service.
     with serve(site_dir, host="127.0.0.2") as internal:
         (site_dir / "leaky.html").write_text(
@@ -84,11 +97,18 @@ def test_subresources_and_redirects_to_other_hosts_are_refused(site, site_dir: P
             f"fetch('{internal.base_url}/api/sourdough.json').then(r => r.text())"
             ".then(t => document.getElementById('out').textContent = 'LEAKED ' + t)"
             ".catch(() => document.getElementById('out').textContent = 'blocked');"
-            f"</script><script src='{internal.base_url}/app/sourdough.js'></script></body></html>")
-        site.add_hook(lambda path: (302, {"Location": f"{internal.base_url}/docs/getting-started.html"},
-                                    b"") if path == "/go-inside" else None)
-        leaky, redirect = render_batch([f"{site.base_url}/leaky.html", f"{site.base_url}/go-inside"],
-                                       settings())
+            f"</script><script src='{internal.base_url}/app/sourdough.js'></script></body></html>"
+        )
+        site.add_hook(
+            lambda path: (
+                (302, {"Location": f"{internal.base_url}/docs/getting-started.html"}, b"")
+                if path == "/go-inside"
+                else None
+            )
+        )
+        leaky, redirect = render_batch(
+            [f"{site.base_url}/leaky.html", f"{site.base_url}/go-inside"], settings()
+        )
         assert leaky.status == "ok"
         assert 'id="out">blocked<' in leaky.html  # the script's fetch failed
         assert leaky.requests_refused >= 2

@@ -8,12 +8,16 @@ every asset materializes for every partition and the path a URL took stays visib
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+
+# backfill_policy is marked beta; the batching it gives is the point of this project.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 Record = dict[str, Any]
 # Backfills launched from the UI group partitions into runs this large instead of one run each.
@@ -22,14 +26,24 @@ PREVIEW_CHARS = 400
 TABLE_ROWS = 50
 
 
-def url_asset(*, partitions_def: dg.PartitionsDefinition, code_version: str, kinds: set[str],
-              group_name: str, sidecars: Mapping[str, str] | None = None,
-              **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
+def url_asset(
+    *,
+    partitions_def: dg.PartitionsDefinition,
+    code_version: str,
+    kinds: set[str],
+    group_name: str,
+    sidecars: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> Callable[..., dg.AssetsDefinition]:
     """``dg.asset`` with the settings every URL-partitioned stage shares."""
     return dg.asset(
-        partitions_def=partitions_def, code_version=code_version, kinds=kinds,
-        group_name=group_name, backfill_policy=BATCH_POLICY,
-        metadata={"sidecars": dict(sidecars or {})}, **kwargs,
+        partitions_def=partitions_def,
+        code_version=code_version,
+        kinds=kinds,
+        group_name=group_name,
+        backfill_policy=BATCH_POLICY,
+        metadata={"sidecars": dict(sidecars or {})},
+        **kwargs,
     )
 
 
@@ -42,8 +56,12 @@ def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
     reason = f"{upstream} {record.get('status')}"
     if record.get("error"):
         reason += f": {record['error']}"
-    return {"status": "skipped", "source_url": record.get("source_url"), "error": reason,
-            "gone": bool(record.get("gone"))}
+    return {
+        "status": "skipped",
+        "source_url": record.get("source_url"),
+        "error": reason,
+        "gone": bool(record.get("gone")),
+    }
 
 
 @contextmanager
@@ -53,8 +71,11 @@ def timed() -> Iterator[dict[str, float]]:
     clock["seconds"] = time.perf_counter() - clock["start"]
 
 
-def batch_output(records: dict[str, Record], seconds: float,
-                 preview: Callable[[Record], dict[str, Any]] | None = None) -> dg.Output:
+def batch_output(
+    records: dict[str, Record],
+    seconds: float,
+    preview: Callable[[Record], dict[str, Any]] | None = None,
+) -> dg.Output:
     """Output plus metadata a person can read in the UI, where partitions show only hashes."""
     counts = Counter(str(r.get("status")) for r in records.values())
     metadata: dict[str, Any] = {
@@ -64,7 +85,7 @@ def batch_output(records: dict[str, Record], seconds: float,
         "seconds_per_url": round(seconds / max(len(records), 1), 3),
     }
     if len(records) == 1:
-        (key, record), = records.items()
+        ((key, record),) = records.items()
         if record.get("source_url"):
             metadata["source_url"] = dg.MetadataValue.url(record["source_url"])
         metadata["status"] = str(record.get("status"))
@@ -76,7 +97,9 @@ def batch_output(records: dict[str, Record], seconds: float,
         lines = ["| partition | status | URL | detail |", "| --- | --- | --- | --- |"]
         for key, record in list(records.items())[:TABLE_ROWS]:
             detail = str(record.get("error") or "").replace("|", "/")[:120]
-            lines.append(f"| {key} | {record.get('status')} | {record.get('source_url')} | {detail} |")
+            lines.append(
+                f"| {key} | {record.get('status')} | {record.get('source_url')} | {detail} |"
+            )
         if len(records) > TABLE_ROWS:
             lines.append(f"| … | {len(records) - TABLE_ROWS} more | | |")
         metadata["batch"] = dg.MetadataValue.md("\n".join(lines))

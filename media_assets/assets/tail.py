@@ -1,6 +1,5 @@
 """The shared tail of both chains, built once by a factory: chunks -> embeddings -> index rows."""
 
-
 from collections.abc import Mapping
 from typing import Literal
 
@@ -17,8 +16,9 @@ from resources.storage import ObjectStore
 EMBEDDING_SIDECARS = {"vectors": "parquet"}
 
 
-def embed_records(chunks: Mapping[str, Record], embedder: Embedder,
-                  previous: ArtifactStore, upstream: str) -> dict[str, Record]:
+def embed_records(
+    chunks: Mapping[str, Record], embedder: Embedder, previous: ArtifactStore, upstream: str
+) -> dict[str, Record]:
     """Vectors for every ok partition's chunks; a chunk whose text and model are unchanged since
     the last materialization keeps its vector instead of being embedded again."""
     records: dict[str, Record] = {}
@@ -31,18 +31,28 @@ def embed_records(chunks: Mapping[str, Record], embedder: Embedder,
         old = previous.read_or_none(key)
         known: dict[str, np.ndarray] = {}
         if old and old.get("model") == embedder.model_id and "vectors" in old:
-            known = dict(zip(old["vectors"]["content_sha256"], old["vectors"]["vector"],
-                             strict=True))
+            known = dict(
+                zip(old["vectors"]["content_sha256"], old["vectors"]["vector"], strict=True)
+            )
         rows = record["chunks"]
-        frame = pd.DataFrame({"chunk_id": [c["chunk_id"] for c in rows],
-                              "content_sha256": [c["content_sha256"] for c in rows],
-                              "vector": [known.get(c["content_sha256"]) for c in rows]})
+        frame = pd.DataFrame(
+            {
+                "chunk_id": [c["chunk_id"] for c in rows],
+                "content_sha256": [c["content_sha256"] for c in rows],
+                "vector": [known.get(c["content_sha256"]) for c in rows],
+            }
+        )
         new = [i for i, c in enumerate(rows) if c["content_sha256"] not in known]
         pending.extend((key, i, rows[i]["text"]) for i in new)
         frames[key] = frame
-        records[key] = {"status": "ok", "source_url": record.get("source_url"),
-                        "model": embedder.model_id, "chunks": len(rows),
-                        "embedded": len(new), "reused": len(rows) - len(new)}
+        records[key] = {
+            "status": "ok",
+            "source_url": record.get("source_url"),
+            "model": embedder.model_id,
+            "chunks": len(rows),
+            "embedded": len(new),
+            "reused": len(rows) - len(new),
+        }
     if pending:
         vectors = embedder.embed_documents([text for _, _, text in pending])
         for (key, row, _), vector in zip(pending, vectors, strict=True):
@@ -53,8 +63,9 @@ def embed_records(chunks: Mapping[str, Record], embedder: Embedder,
     return records
 
 
-def index_records(chunks: Mapping[str, Record], embeddings: Mapping[str, Record],
-                  index: VectorIndex) -> tuple[dict[str, Record], dict[str, int]]:
+def index_records(
+    chunks: Mapping[str, Record], embeddings: Mapping[str, Record], index: VectorIndex
+) -> tuple[dict[str, Record], dict[str, int]]:
     """Replace each ok source's rows in the index; remove rows of sources that are gone."""
     rows: list[Record] = []
     vectors: list[np.ndarray] = []
@@ -72,36 +83,63 @@ def index_records(chunks: Mapping[str, Record], embeddings: Mapping[str, Record]
             rows.append({**chunk, "embedding_model": emb["model"]})
             vectors.append(np.asarray(by_chunk[chunk["chunk_id"]], dtype=np.float32))
         replace.append(key)
-        records[key] = {"status": "ok", "source_url": emb.get("source_url"),
-                        "rows": len(source_chunks), "model": emb["model"],
-                        "chunk_ids": [c["chunk_id"] for c in source_chunks]}
+        records[key] = {
+            "status": "ok",
+            "source_url": emb.get("source_url"),
+            "rows": len(source_chunks),
+            "model": emb["model"],
+            "chunk_ids": [c["chunk_id"] for c in source_chunks],
+        }
     matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
     write = index.replace_sources(rows, matrix, replace)
     return records, {"rows_upserted": write.upserted, "rows_deleted": write.deleted}
 
 
-def build_index_tail(kind: Literal["web", "video"], partitions_def: dg.PartitionsDefinition,
-                     chunks_asset: str) -> list[dg.AssetsDefinition]:
+def build_index_tail(
+    kind: Literal["web", "video"], partitions_def: dg.PartitionsDefinition, chunks_asset: str
+) -> list[dg.AssetsDefinition]:
     """``<kind>_embeddings`` and ``<kind>_index_rows`` downstream of ``chunks_asset``."""
     embeddings_name = f"{kind}_embeddings"
 
-    @url_asset(name=embeddings_name, partitions_def=partitions_def, code_version="1",
-               kinds={"pytorch", "python"}, group_name=kind, sidecars=EMBEDDING_SIDECARS,
-               ins={"chunks": dg.AssetIn(chunks_asset)})
-    def embeddings(context: dg.AssetExecutionContext, embedder: Embedder,
-                   object_store: ObjectStore, chunks: dict[str, Record]) -> dg.Output:
+    @url_asset(
+        name=embeddings_name,
+        partitions_def=partitions_def,
+        code_version="1",
+        kinds={"pytorch", "python"},
+        group_name=kind,
+        sidecars=EMBEDDING_SIDECARS,
+        ins={"chunks": dg.AssetIn(chunks_asset)},
+    )
+    def embeddings(
+        context: dg.AssetExecutionContext,
+        embedder: Embedder,
+        object_store: ObjectStore,
+        chunks: dict[str, Record],
+    ) -> dg.Output:
         """One vector per chunk; unchanged chunks reuse their previous vector."""
         previous = ArtifactStore(object_store, context.asset_key, {"sidecars": EMBEDDING_SIDECARS})
         with timed() as clock:
             records = embed_records(chunks, embedder, previous, chunks_asset)
-        return batch_output(records, clock["seconds"], lambda r: {
-            "model": r["model"], "embedded": r["embedded"], "reused": r["reused"]})
+        return batch_output(
+            records,
+            clock["seconds"],
+            lambda r: {"model": r["model"], "embedded": r["embedded"], "reused": r["reused"]},
+        )
 
-    @url_asset(name=f"{kind}_index_rows", partitions_def=partitions_def, code_version="1",
-               kinds={"lancedb"}, group_name=kind,
-               ins={"chunks": dg.AssetIn(chunks_asset), "embeddings": dg.AssetIn(embeddings_name)})
-    def index_rows(context: dg.AssetExecutionContext, vector_index: VectorIndex,
-                   chunks: dict[str, Record], embeddings: dict[str, Record]) -> dg.Output:
+    @url_asset(
+        name=f"{kind}_index_rows",
+        partitions_def=partitions_def,
+        code_version="1",
+        kinds={"lancedb"},
+        group_name=kind,
+        ins={"chunks": dg.AssetIn(chunks_asset), "embeddings": dg.AssetIn(embeddings_name)},
+    )
+    def index_rows(
+        context: dg.AssetExecutionContext,
+        vector_index: VectorIndex,
+        chunks: dict[str, Record],
+        embeddings: dict[str, Record],
+    ) -> dg.Output:
         """The source's rows in the index, upserted by (source_key, chunk_id); rows the new
         version no longer has are deleted in the same write."""
         with timed() as clock:

@@ -16,8 +16,15 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SITE_DIR = Path(__file__).parent / "site"
-TEXT_TYPES = ("text/html", "text/plain", "text/css", "text/vtt", "application/javascript",
-              "application/json", "text/javascript")
+TEXT_TYPES = (
+    "text/html",
+    "text/plain",
+    "text/css",
+    "text/vtt",
+    "application/javascript",
+    "application/json",
+    "text/javascript",
+)
 
 # A hook may answer a request itself: it returns (status, headers, body) or None to serve the file.
 Hook = Callable[[str], tuple[int, dict[str, str], bytes] | None]
@@ -26,7 +33,7 @@ Hook = Callable[[str], tuple[int, dict[str, str], bytes] | None]
 class _Handler(SimpleHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def guess_type(self, path: str | Path) -> str:
@@ -107,6 +114,10 @@ def gzip_page_hook(pages: dict[str, Path]) -> Hook:
         source = pages.get(path.split("?")[0])
         if source is None:
             return None
-        return 200, {"Content-Type": "text/html; charset=utf-8"}, gzip.decompress(source.read_bytes())
+        return (
+            200,
+            {"Content-Type": "text/html; charset=utf-8"},
+            gzip.decompress(source.read_bytes()),
+        )
 
     return hook

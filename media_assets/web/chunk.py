@@ -14,8 +14,8 @@ from dataclasses import dataclass
 os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on import
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 
-from unstructured.chunking.title import chunk_by_title  # noqa: E402
-from unstructured.documents.elements import (  # noqa: E402
+from unstructured.chunking.title import chunk_by_title
+from unstructured.documents.elements import (
     CodeSnippet,
     Element,
     ElementMetadata,
@@ -25,12 +25,22 @@ from unstructured.documents.elements import (  # noqa: E402
     Title,
 )
 
-from media_assets.chunks import SECTION_SEPARATOR, Chunk, assign_chunk_ids, sha256_text, text_fragment  # noqa: E402
-from media_assets.web.extract import PageElement  # noqa: E402
+from media_assets.chunks import (
+    SECTION_SEPARATOR,
+    Chunk,
+    assign_chunk_ids,
+    sha256_text,
+    text_fragment,
+)
+from media_assets.web.extract import PageElement
 
 ELEMENT_TYPES: dict[str, type[Element]] = {
-    "title": Title, "text": NarrativeText, "list_item": ListItem, "table": Table,
-    "code": CodeSnippet, "quote": NarrativeText,
+    "title": Title,
+    "text": NarrativeText,
+    "list_item": ListItem,
+    "table": Table,
+    "code": CodeSnippet,
+    "quote": NarrativeText,
 }
 
 
@@ -49,8 +59,10 @@ def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
     for element in elements:
         if element.kind == "title":
             stack = [h for h in stack if h.level < element.level] + [element]
-        meta = ElementMetadata(text_as_html=element.html,
-                               category_depth=element.level - 1 if element.kind == "title" else None)
+        meta = ElementMetadata(
+            text_as_html=element.html,
+            category_depth=element.level - 1 if element.kind == "title" else None,
+        )
         meta.section_path = [h.text for h in stack]
         meta.anchor = next((h.anchor for h in reversed(stack) if h.anchor), None)
         out.append(ELEMENT_TYPES[element.kind](text=element.text, metadata=meta))
@@ -58,14 +70,21 @@ def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
 
 
 def chunk_page(
-    elements: Sequence[PageElement], *, source_key: str, source_url: str, page_url: str,
-    title: str | None, settings: ChunkSettings = ChunkSettings(),
+    elements: Sequence[PageElement],
+    *,
+    source_key: str,
+    source_url: str,
+    page_url: str,
+    title: str | None,
+    settings: ChunkSettings | None = None,
 ) -> list[Chunk]:
     """Chunks in reading order, each with its section path and a deep link into ``page_url``."""
+    settings = settings or ChunkSettings()
     if not elements:
         return []
     pieces = chunk_by_title(
-        _to_unstructured(elements), max_characters=settings.max_characters,
+        _to_unstructured(elements),
+        max_characters=settings.max_characters,
         new_after_n_chars=settings.new_after_n_chars,
         combine_text_under_n_chars=settings.combine_text_under_n_chars,
         include_orig_elements=True,
@@ -88,18 +107,34 @@ def chunk_page(
     sections = []
     for _, originals, _ in drafts:
         body = next((o for o in originals if not isinstance(o, Title)), originals[0])
-        sections.append((SECTION_SEPARATOR.join(getattr(body.metadata, "section_path", None) or []) or None,
-                         getattr(body.metadata, "anchor", None), body.text))
-    ids = assign_chunk_ids([f"{section}\n{draft[0]}"
-                            for (section, _, _), draft in zip(sections, drafts, strict=True)])
+        sections.append(
+            (
+                SECTION_SEPARATOR.join(getattr(body.metadata, "section_path", None) or []) or None,
+                getattr(body.metadata, "anchor", None),
+                body.text,
+            )
+        )
+    ids = assign_chunk_ids(
+        [f"{section}\n{draft[0]}" for (section, _, _), draft in zip(sections, drafts, strict=True)]
+    )
     base = page_url.split("#")[0]
     chunks = []
-    for chunk_id, (text, _, html), (section, anchor, first_text) in zip(ids, drafts, sections,
-                                                                          strict=True):
+    for chunk_id, (text, _, html), (section, anchor, first_text) in zip(
+        ids, drafts, sections, strict=True
+    ):
         link = f"{base}#{anchor}" if anchor else text_fragment(base, first_text)
-        chunks.append(Chunk(
-            chunk_id=chunk_id, source_key=source_key, source_url=source_url, kind="web",
-            text=text, deep_link=link, content_sha256=sha256_text(text), title=title,
-            section=section, table_html=html,
-        ))
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id,
+                source_key=source_key,
+                source_url=source_url,
+                kind="web",
+                text=text,
+                deep_link=link,
+                content_sha256=sha256_text(text),
+                title=title,
+                section=section,
+                table_html=html,
+            )
+        )
     return chunks

@@ -54,8 +54,13 @@ def heading_anchors(html: str) -> dict[str, str]:
             anchor = inner[0] if inner else None
         if not anchor:
             parent = heading.getparent()
-            first = parent.xpath("./*[self::h1 or self::h2 or self::h3 or self::h4 or self::h5 "
-                                 "or self::h6][1]") if parent is not None else []
+            first = (
+                parent.xpath(
+                    "./*[self::h1 or self::h2 or self::h3 or self::h4 or self::h5 or self::h6][1]"
+                )
+                if parent is not None
+                else []
+            )
             if parent is not None and parent.get("id") and first and first[0] is heading:
                 anchor = parent.get("id")
         if anchor:
@@ -73,8 +78,12 @@ def _table(node: etree._Element) -> PageElement | None:
     if not rows:
         return None
     html_rows = "".join(
-        "<tr>" + "".join(f"<{'th' if h else 'td'}>{escape(c)}</{'th' if h else 'td'}>"
-                         for c, h in zip(cells, header, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<{'th' if h else 'td'}>{escape(c)}</{'th' if h else 'td'}>"
+            for c, h in zip(cells, header, strict=True)
+        )
+        + "</tr>"
         for cells, header in rows
     )
     text = "\n".join(" | ".join(cells) for cells, _ in rows)
@@ -89,7 +98,9 @@ def _walk(node: etree._Element, anchors: dict[str, str], out: list[PageElement])
             rend = child.get("rend") or "h2"
             level = int(rend[1]) if re.fullmatch(r"h[1-6]", rend) else 2
             if text:
-                out.append(PageElement("title", text, level=level, anchor=anchors.get(text.lower())))
+                out.append(
+                    PageElement("title", text, level=level, anchor=anchors.get(text.lower()))
+                )
         elif tag == "list":
             for item in child.iterchildren("item"):
                 nested = [n for n in item if n.tag == "list"]
@@ -118,8 +129,15 @@ def _walk(node: etree._Element, anchors: dict[str, str], out: list[PageElement])
 def extract_elements(html: str, url: str | None = None) -> list[PageElement]:
     """Main-content elements of ``html`` in reading order; empty when no content is found."""
     xml = trafilatura.extract(
-        html, url=url, output_format="xml", include_tables=True, include_comments=False,
-        include_images=False, include_links=False, favor_precision=True, with_metadata=False,
+        html,
+        url=url,
+        output_format="xml",
+        include_tables=True,
+        include_comments=False,
+        include_images=False,
+        include_links=False,
+        favor_precision=True,
+        with_metadata=False,
     )
     if not xml:
         return []

@@ -14,10 +14,9 @@ from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from playwright.async_api import Browser, BrowserContext, Request, Route
+from playwright.async_api import Browser, BrowserContext, Request, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright.async_api import async_playwright
 
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError
@@ -25,8 +24,14 @@ from media_assets.web.safety import AddressPolicy, BlockedURLError
 RenderStatus = Literal["ok", "failed", "blocked_by_robots", "refused"]
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
 ]
 # Reads the page's visible text size; the wait loop stops once it and the network are quiet.
@@ -94,14 +99,18 @@ class _PageGuard:
             return
         try:
             _, host = self.policy.check_scheme(request.url)
-            if (self.settings.same_site_subresources_only and not request.is_navigation_request()
-                    and _site(host) not in self.sites):
+            if (
+                self.settings.same_site_subresources_only
+                and not request.is_navigation_request()
+                and _site(host) not in self.sites
+            ):
                 raise BlockedURLError(f"third-party host {host}")
             await self.policy.check_async(request.url)
             # Playwright does not route redirect hops, so the request is made here with redirects
             # off and each Location is checked before the browser may follow it.
-            response = await route.fetch(max_redirects=0,
-                                         timeout=self.settings.navigation_timeout_s * 1000)
+            response = await route.fetch(
+                max_redirects=0, timeout=self.settings.navigation_timeout_s * 1000
+            )
             location = response.headers.get("location")
             if 300 <= response.status < 400 and location:
                 await self.policy.check_async(urljoin(request.url, location))
@@ -137,7 +146,8 @@ class PageRenderer:
         self._playwright = await async_playwright().start()
         try:
             self._browser = await self._playwright.chromium.launch(
-                executable_path=self.settings.executable_path, headless=True, args=CHROMIUM_ARGS)
+                executable_path=self.settings.executable_path, headless=True, args=CHROMIUM_ARGS
+            )
         except PlaywrightError as exc:
             await self._playwright.stop()
             raise RuntimeError(
@@ -145,8 +155,10 @@ class PageRenderer:
                 "chromium (scripts/setup.sh does) or set MEDIA_ASSETS_CHROMIUM to its path"
             ) from exc
         self._context = await self._browser.new_context(
-            user_agent=self.settings.user_agent, service_workers="block",
-            viewport={"width": 1280, "height": 1600})
+            user_agent=self.settings.user_agent,
+            service_workers="block",
+            viewport={"width": 1280, "height": 1600},
+        )
         self._context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
         await self._context.route("**/*", self.guard)
         self._http = httpx.AsyncClient()
@@ -161,7 +173,9 @@ class PageRenderer:
             await self._playwright.stop()
 
     async def render_many(
-        self, urls: Sequence[str], on_done: Callable[[str, RenderResult], None] | None = None,
+        self,
+        urls: Sequence[str],
+        on_done: Callable[[str, RenderResult], None] | None = None,
     ) -> list[RenderResult]:
         gate = asyncio.Semaphore(self.settings.concurrency)
 
@@ -264,14 +278,19 @@ class PageRenderer:
             await asyncio.sleep(settings.settle_poll_s)
 
 
-async def render_urls(urls: Sequence[str], settings: RenderSettings,
-                      on_done: Callable[[str, RenderResult], None] | None = None,
-                      ) -> list[RenderResult]:
+async def render_urls(
+    urls: Sequence[str],
+    settings: RenderSettings,
+    on_done: Callable[[str, RenderResult], None] | None = None,
+) -> list[RenderResult]:
     async with PageRenderer(settings) as renderer:
         return await renderer.render_many(urls, on_done)
 
 
-def render_batch(urls: Sequence[str], settings: RenderSettings,
-                 on_done: Callable[[str, RenderResult], None] | None = None) -> list[RenderResult]:
+def render_batch(
+    urls: Sequence[str],
+    settings: RenderSettings,
+    on_done: Callable[[str, RenderResult], None] | None = None,
+) -> list[RenderResult]:
     """Blocking entry point: render all ``urls`` with one browser, ``concurrency`` at a time."""
     return asyncio.run(render_urls(urls, settings, on_done))

@@ -64,8 +64,12 @@ class RobotsCache:
         for _ in range(MAX_REDIRECTS + 1):
             await self.policy.check_async(target)
             try:
-                response = await client.get(target, headers={"User-Agent": self.user_agent},
-                                            timeout=self.timeout_s, follow_redirects=False)
+                response = await client.get(
+                    target,
+                    headers={"User-Agent": self.user_agent},
+                    timeout=self.timeout_s,
+                    follow_redirects=False,
+                )
             except httpx.HTTPError as exc:
                 raise RobotsUnavailableError(f"{target}: {type(exc).__name__}: {exc}") from exc
             if response.is_redirect and "location" in response.headers:
@@ -90,8 +94,9 @@ class HostThrottle:
     async def wait(self, url: str, crawl_delay: float = 0.0) -> float:
         """Sleep until this host's next slot; returns the seconds waited."""
         host = urlsplit(url).netloc
-        interval = max(1.0 / self.requests_per_second if self.requests_per_second > 0 else 0.0,
-                       crawl_delay)
+        interval = max(
+            1.0 / self.requests_per_second if self.requests_per_second > 0 else 0.0, crawl_delay
+        )
         lock = self._locks.setdefault(host, asyncio.Lock())
         async with lock:
             now = time.monotonic()
@@ -103,4 +108,10 @@ class HostThrottle:
         return delay
 
 
-__all__ = ["BlockedURLError", "HostThrottle", "RobotsCache", "RobotsRules", "RobotsUnavailableError"]
+__all__ = [
+    "BlockedURLError",
+    "HostThrottle",
+    "RobotsCache",
+    "RobotsRules",
+    "RobotsUnavailableError",
+]

@@ -49,8 +49,12 @@ class AddressPolicy:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return not (
-            address.is_private or address.is_loopback or address.is_link_local
-            or address.is_multicast or address.is_reserved or address.is_unspecified
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_multicast
+            or address.is_reserved
+            or address.is_unspecified
             or address in CARRIER_GRADE_NAT
         )
 
@@ -58,7 +62,8 @@ class AddressPolicy:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise BlockedURLError(
-                f"scheme {parts.scheme or '(none)'!r} refused in {url[:200]!r}: only http(s) is fetched"
+                f"scheme {parts.scheme or '(none)'!r} refused in {url[:200]!r}: "
+                "only http(s) is fetched"
             )
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:

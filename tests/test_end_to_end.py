@@ -1,0 +1,80 @@
+"""The web chain end to end through Dagster: demo site -> partitions -> index -> search."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import SiteServer
+from media_assets.ingest import ingest
+from media_assets.search import search
+from partitions.keys import partition_key
+from resources.io_manager import ArtifactStore
+from tests.conftest import needs_chromium
+
+pytestmark = needs_chromium
+DEMO_MANIFEST = Path(__file__).resolve().parents[1] / "media_assets" / "demo" / "manifest.jsonl"
+
+
+def demo_manifest(site: SiteServer, tmp_path: Path) -> Path:
+    path = tmp_path / "manifest.jsonl"
+    path.write_text(DEMO_MANIFEST.read_text().replace("{base}", site.base_url))
+    return path
+
+
+def test_demo_site_end_to_end_then_changed_page_replaces_its_rows(
+    site: SiteServer,
+    site_dir: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    instance: dg.DagsterInstance,
+) -> None:
+    defs = build_definitions(env)
+    manifest = demo_manifest(site, tmp_path)
+    report = ingest(manifest, defs, instance)
+
+    assert report.ok and len(report.runs) == 1  # seven URLs, one batched run
+    assert report.statuses["web"] == Counter({"indexed": 5, "blocked_by_robots": 1, "failed": 1})
+    materialized = instance.get_materialized_partitions(dg.AssetKey("web_index_rows"))
+    assert len(materialized) == 7
+
+    index, embedder = defs.resources["vector_index"], defs.resources["embedder"]
+    docs_url = f"{site.base_url}/docs/getting-started.html"
+    docs_key = partition_key(docs_url)
+    hits = search("Pour exactly 500 millilitres of water through the funnel", index, embedder, k=3)
+    assert hits[0].source_key == docs_key
+    assert hits[0].deep_link == f"{docs_url}#calibration"
+    assert hits[0].section == "Getting started with the RG-5 rain gauge > Calibration"
+    table_hit = search("lantern battery capacity mAh", index, embedder, k=1, kind="web")[0]
+    assert "5200 mAh" in table_hit.snippet and table_hit.deep_link.endswith("#specifications")
+
+    before = {r["chunk_id"]: r for r in index.rows(docs_key)}
+    page = site_dir / "docs" / "getting-started.html"
+    html = page.read_text()
+    html = html.replace("should count 127 tips", "should count 125 tips")
+    html = html[: html.index('<h2 id="troubleshooting">')] + "</article></main></body></html>"
+    page.write_text(html)
+    others = {k: len(index.rows(k)) for k in report_keys(manifest) if k != docs_key}
+
+    again = ingest(manifest, defs, instance, force=True)
+    assert again.ok
+    after = index.rows(docs_key)
+    after_ids = [r["chunk_id"] for r in after]
+    assert len(after_ids) == len(set(after_ids)), "duplicate rows for one chunk"
+    assert not any("127 tips" in r["text"] or "Double counts" in r["text"] for r in after)
+    assert any("125 tips" in r["text"] for r in after)
+    assert len(after) == len(before) - 1
+    unchanged = set(before) & set(after_ids)
+    assert len(unchanged) == len(before) - 2  # only calibration changed, troubleshooting went
+    assert {k: len(index.rows(k)) for k in others} == others
+
+    embeddings = ArtifactStore(
+        defs.resources["object_store"], dg.AssetKey("web_embeddings"), {}
+    ).read(docs_key)
+    assert embeddings["embedded"] == 1 and embeddings["reused"] == len(after) - 1
+
+
+def report_keys(manifest: Path) -> list[str]:
+    return [partition_key(json.loads(line)["url"]) for line in manifest.read_text().splitlines()]

@@ -1,0 +1,97 @@
+"""The VectorIndex contract. Every backend runs the same suite; a backend that needs a server
+this machine cannot run is skipped with the reason."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resources.embedder import SentenceTransformerEmbedder
+from resources.index import LanceDBIndex, VectorIndex
+
+KEY_A, KEY_B = "a" * 16, "b" * 16
+
+
+@pytest.fixture(params=["lancedb"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
+    if request.param == "lancedb":
+        yield LanceDBIndex(uri=str(tmp_path / "index"))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+def rows_for(key: str, texts: dict[str, str]) -> list[dict]:
+    return [
+        {
+            "source_key": key,
+            "chunk_id": cid,
+            "source_url": f"https://example.com/{key}",
+            "kind": "web",
+            "title": "t",
+            "section": None,
+            "text": text,
+            "deep_link": f"https://example.com/{key}#{cid}",
+            "start_s": None,
+            "end_s": None,
+            "speakers": [],
+            "content_sha256": cid,
+            "pipeline_version": "test",
+            "embedding_model": "m",
+        }
+        for cid, text in texts.items()
+    ]
+
+
+def write(
+    index: VectorIndex, embedder: SentenceTransformerEmbedder, key: str, texts: dict[str, str]
+):
+    rows = rows_for(key, texts)
+    return index.replace_sources(rows, embedder.embed_documents([r["text"] for r in rows]), [key])
+
+
+def test_upsert_by_composite_key_and_tombstone_stale_rows(index: VectorIndex, embedder) -> None:
+    write(index, embedder, KEY_A, {"c1": "bees cluster in winter", "c2": "honey stores matter"})
+    write(index, embedder, KEY_B, {"c1": "a lantern with a red night mode"})
+    result = write(index, embedder, KEY_A, {"c1": "bees cluster in winter", "c3": "mice in hives"})
+    assert result.upserted == 2 and result.deleted == 1
+    assert sorted(r["chunk_id"] for r in index.rows(KEY_A)) == ["c1", "c3"]
+    assert [r["chunk_id"] for r in index.rows(KEY_B)] == ["c1"]  # same chunk id, other source
+    assert len(index.rows()) == 3
+
+
+def test_empty_replacement_and_delete_remove_a_source(index: VectorIndex, embedder) -> None:
+    write(index, embedder, KEY_A, {"c1": "one"})
+    write(index, embedder, KEY_B, {"c1": "two", "c2": "three"})
+    assert index.replace_sources([], np.zeros((0, 0), dtype=np.float32), [KEY_A]).deleted == 1
+    assert index.delete_sources([KEY_B]) == 2
+    assert index.rows() == []
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+def test_search_modes_find_the_right_chunk(index: VectorIndex, embedder, mode: str) -> None:
+    write(
+        index,
+        embedder,
+        KEY_A,
+        {
+            "c1": "Honeybees shiver to keep the winter cluster warm.",
+            "c2": "Sourdough starter doubles within six hours.",
+        },
+    )
+    write(index, embedder, KEY_B, {"c1": "The harbour swing bridge reopened to cyclists."})
+    query = "winter cluster honeybees"
+    hits = index.search(query, embedder.embed_query(query), k=2, mode=mode)  # type: ignore[arg-type]
+    assert hits[0].row["source_key"] == KEY_A and hits[0].row["chunk_id"] == "c1"
+    assert "vector" not in hits[0].row
+    assert hits[0].score >= hits[-1].score
+    only_video = index.search(query, embedder.embed_query(query), kind="video", mode=mode)  # type: ignore[arg-type]
+    assert only_video == []
+
+
+def test_keys_are_validated_before_they_reach_a_filter(index: VectorIndex) -> None:
+    with pytest.raises(ValueError, match="partition keys"):
+        index.delete_sources(["x' OR '1'='1"])
