@@ -7,6 +7,7 @@ Dagster instance, so `dagster dev` afterwards shows them.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from resources.storage import ObjectStore
 from sensors.manifest import JOB_BY_KIND, read_manifest
 
 # Dagster's console logger prints every event at DEBUG; progress lines are INFO.
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}}
 FIRST_ASSET = {"web": "rendered_page"}
 LAST_ASSET = {"web": "web_index_rows"}
 

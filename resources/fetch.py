@@ -15,7 +15,7 @@ class FetchPolicy(dg.ConfigurableResource):
     user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
     allow_hosts: list[str] = Field(default_factory=list)
     respect_robots: bool = True
-    requests_per_second_per_host: float = 8.0
+    requests_per_second_per_host: float = 10.0
     same_site_subresources_only: bool = False
     max_page_bytes: int = 10_000_000
 

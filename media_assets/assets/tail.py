@@ -121,6 +121,7 @@ def build_index_tail(
         with timed() as clock:
             records = embed_records(chunks, embedder, previous, chunks_asset)
         return batch_output(
+            context,
             records,
             clock["seconds"],
             lambda r: {"model": r["model"], "embedded": r["embedded"], "reused": r["reused"]},
@@ -144,7 +145,8 @@ def build_index_tail(
         version no longer has are deleted in the same write."""
         with timed() as clock:
             records, totals = index_records(chunks, embeddings, vector_index)
-        output = batch_output(records, clock["seconds"], lambda r: {"rows": r["rows"]})
-        return dg.Output(output.value, metadata={**output.metadata, **totals})
+        return batch_output(
+            context, records, clock["seconds"], lambda r: {"rows": r["rows"]}, **totals
+        )
 
     return [embeddings, index_rows]

@@ -51,10 +51,13 @@ def rendered_page(
     keys_by_url = {s.url: k for k, s in sources.items()}
     done = 0
 
+    every = max(1, len(sources) // 10)  # about ten progress lines a step, not one per URL
+
     def progress(url: str, result: RenderResult) -> None:
         nonlocal done
         done += 1
-        context.log.info(f"rendered {done}/{len(sources)} [{result.status}] {url}")
+        if done % every == 0 or done == len(sources) or result.status != "ok":
+            context.log.info(f"rendered {done}/{len(sources)}; last [{result.status}] {url}")
 
     with timed() as clock:
         results = render_batch(list(keys_by_url), browser.settings(fetch_policy), progress)
@@ -62,7 +65,7 @@ def rendered_page(
         keys_by_url[r.requested_url]: {**r.record(), "source_url": r.requested_url, "gone": r.gone}
         for r in results
     }
-    return batch_output(records, clock["seconds"], _render_preview)
+    return batch_output(context, records, clock["seconds"], _render_preview)
 
 
 def elements_record(page: Record) -> Record:
@@ -95,6 +98,7 @@ def page_elements(context: dg.AssetExecutionContext, rendered_page: dict[str, Re
             for key, page in rendered_page.items()
         }
     return batch_output(
+        context,
         records,
         clock["seconds"],
         lambda r: {
@@ -105,8 +109,8 @@ def page_elements(context: dg.AssetExecutionContext, rendered_page: dict[str, Re
 
 
 class ChunkConfig(dg.Config):
-    max_characters: int = 1500
-    new_after_n_chars: int = 1000
+    max_characters: int = 1000
+    new_after_n_chars: int = 800
     combine_text_under_n_chars: int = 0
 
 
@@ -146,6 +150,7 @@ def web_chunks(
             for key, page in page_elements.items()
         }
     return batch_output(
+        context,
         records,
         clock["seconds"],
         lambda r: {

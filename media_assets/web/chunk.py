@@ -46,8 +46,9 @@ ELEMENT_TYPES: dict[str, type[Element]] = {
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    max_characters: int = 1500
-    new_after_n_chars: int = 1000
+    # 1000 characters is about the 256 word pieces all-MiniLM-L6-v2 reads; longer is truncated.
+    max_characters: int = 1000
+    new_after_n_chars: int = 800
     # 0 keeps each section on its own: merging small sections would give a chunk the wrong heading.
     combine_text_under_n_chars: int = 0
 

@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from playwright.async_api import Browser, BrowserContext, Request, Route, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Request, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -44,14 +44,15 @@ class RenderSettings:
     concurrency: int = 4
     user_agent: str = "media-assets/0.1 (+batch indexer)"
     allow_hosts: tuple[str, ...] = ()
-    requests_per_second_per_host: float = 8.0
+    requests_per_second_per_host: float = 10.0
     respect_robots: bool = True
     same_site_subresources_only: bool = False
-    blocked_resource_types: tuple[str, ...] = ("image", "media", "font")
+    # The text needs none of these; stylesheets too are skipped, as the DOM is read, not painted.
+    blocked_resource_types: tuple[str, ...] = ("image", "media", "font", "stylesheet")
     max_page_bytes: int = 10_000_000
     navigation_timeout_s: float = 20.0
     settle_timeout_s: float = 5.0
-    settle_poll_s: float = 0.1
+    settle_poll_s: float = 0.05
 
 
 @dataclass
@@ -141,6 +142,18 @@ class PageRenderer:
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
         self._http: httpx.AsyncClient | None = None
+        self._pages: asyncio.Queue[Page] = asyncio.Queue()
+        self._inflight: dict[int, set[object]] = {}
+
+    async def _new_page(self) -> Page:
+        assert self._context is not None
+        page = await self._context.new_page()
+        inflight = self._inflight.setdefault(id(page), set())
+        # Playwright tags handlers with attributes, so they must be Python functions.
+        page.on("request", lambda request: inflight.add(request))
+        page.on("requestfinished", lambda request: inflight.discard(request))
+        page.on("requestfailed", lambda request: inflight.discard(request))
+        return page
 
     async def __aenter__(self) -> PageRenderer:
         self._playwright = await async_playwright().start()
@@ -162,6 +175,9 @@ class PageRenderer:
         self._context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
         await self._context.route("**/*", self.guard)
         self._http = httpx.AsyncClient()
+        # Pages are reused across URLs: opening a tab costs more than navigating one.
+        for _ in range(self.settings.concurrency):
+            self._pages.put_nowait(await self._new_page())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -177,11 +193,9 @@ class PageRenderer:
         urls: Sequence[str],
         on_done: Callable[[str, RenderResult], None] | None = None,
     ) -> list[RenderResult]:
-        gate = asyncio.Semaphore(self.settings.concurrency)
 
         async def one(url: str) -> RenderResult:
-            async with gate:
-                result = await self.render(url)
+            result = await self.render(url)
             if on_done:
                 on_done(url, result)
             return result
@@ -189,10 +203,14 @@ class PageRenderer:
         return list(await asyncio.gather(*(one(u) for u in urls)))
 
     async def render(self, url: str) -> RenderResult:
-        started = time.perf_counter()
+        """Render one URL with a tab from the pool (waiting for one to be free)."""
         result = RenderResult(requested_url=url, status="failed")
+        queued = time.perf_counter()
+        page = await self._pages.get()
+        started = time.perf_counter()
+        result.timings_ms["queue"] = round((started - queued) * 1000, 1)
         try:
-            await self._render_into(url, result)
+            await self._render_into(url, page, result)
         except BlockedURLError as exc:
             result.status, result.error = "refused", str(exc)
         except RobotsUnavailableError as exc:
@@ -203,10 +221,15 @@ class PageRenderer:
             result.error = f"browser error: {str(exc).splitlines()[0]}"
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            # A tab that failed before any response may be stuck mid-navigation: replace it.
+            await self._recycle(
+                page, healthy=result.http_status is not None or result.status != "failed"
+            )
         result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
         return result
 
-    async def _render_into(self, url: str, result: RenderResult) -> None:
+    async def _render_into(self, url: str, page: Page, result: RenderResult) -> None:
         settings = self.settings
         await self.policy.check_async(url)
         self.guard.sites.add(_site(urlsplit(url).hostname or ""))
@@ -223,44 +246,46 @@ class PageRenderer:
         result.timings_ms["robots"] = round((time.perf_counter() - t0) * 1000, 1)
         result.timings_ms["throttle"] = round(await self.throttle.wait(url, crawl_delay) * 1000, 1)
 
-        page = await self._context.new_page()
-        inflight: set[object] = set()
-        # Playwright tags handlers with attributes, so they must be Python functions.
-        page.on("request", lambda request: inflight.add(request))
-        page.on("requestfinished", lambda request: inflight.discard(request))
-        page.on("requestfailed", lambda request: inflight.discard(request))
-        try:
-            t1 = time.perf_counter()
-            response = await page.goto(url, wait_until="domcontentloaded")
-            result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
-            result.final_url = page.url
-            if response is None:
-                result.error = "no response for the document"
-                return
-            result.http_status = response.status
-            result.content_type = (await response.all_headers()).get("content-type")
-            if response.status >= 400:
-                result.error = f"HTTP {response.status} {response.status_text}".strip()
-                return
-            body = await response.body()
-            if len(body) > settings.max_page_bytes:
-                result.error = f"page is {len(body)} bytes, over the {settings.max_page_bytes} cap"
-                return
-            t2 = time.perf_counter()
-            await self._settle(page, inflight)
-            result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
-            html = await page.content()
-            if len(html.encode()) > settings.max_page_bytes:
-                result.error = f"rendered page is over the {settings.max_page_bytes}-byte cap"
-                return
-            result.html, result.bytes = html, len(body)
-            result.title = (await page.title()) or None
-            result.requests_refused = self.guard.refused.pop(id(page), 0)
-            result.status = "ok"
-        finally:
-            await page.close()
+        inflight = self._inflight[id(page)]
+        inflight.clear()
+        self.guard.refused.pop(id(page), None)
+        t1 = time.perf_counter()
+        response = await page.goto(url, wait_until="domcontentloaded")
+        result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
+        result.final_url = page.url
+        if response is None:
+            result.error = "no response for the document"
+            return
+        result.http_status = response.status
+        result.content_type = (await response.all_headers()).get("content-type")
+        if response.status >= 400:
+            result.error = f"HTTP {response.status} {response.status_text}".strip()
+            return
+        body = await response.body()
+        if len(body) > settings.max_page_bytes:
+            result.error = f"page is {len(body)} bytes, over the {settings.max_page_bytes} cap"
+            return
+        t2 = time.perf_counter()
+        await self._settle(page, inflight)
+        result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
+        html = await page.content()
+        if len(html.encode()) > settings.max_page_bytes:
+            result.error = f"rendered page is over the {settings.max_page_bytes}-byte cap"
+            return
+        result.html, result.bytes = html, len(body)
+        result.title = (await page.title()) or None
+        result.requests_refused = self.guard.refused.pop(id(page), 0)
+        result.status = "ok"
 
-    async def _settle(self, page: object, inflight: set[object]) -> None:
+    async def _recycle(self, page: Page, healthy: bool) -> None:
+        """Return the tab to the pool; one that failed mid-navigation is replaced by a fresh one."""
+        if not healthy:
+            self._inflight.pop(id(page), None)
+            await page.close()
+            page = await self._new_page()
+        self._pages.put_nowait(page)
+
+    async def _settle(self, page: Page, inflight: set[object]) -> None:
         """Wait until the network is quiet and the visible text stops changing.
 
         Cheaper than Playwright's ``networkidle`` (a fixed 500 ms of silence per page) and right for
@@ -270,7 +295,7 @@ class PageRenderer:
         deadline = time.monotonic() + settings.settle_timeout_s
         previous, stable = -1, 0
         while time.monotonic() < deadline:
-            size = await page.evaluate(TEXT_SIZE_JS)  # type: ignore[attr-defined]
+            size = await page.evaluate(TEXT_SIZE_JS)
             stable = stable + 1 if (size == previous and not inflight) else 0
             if stable >= 2 and size > 0:
                 return

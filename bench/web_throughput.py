@@ -1,0 +1,100 @@
+"""End-to-end throughput: JS-rendered pages through Dagster (batched runs) vs. a plain script that
+calls the same stage functions in one loop, measured in one run on the same pages.
+
+    .venv/bin/python bench/web_throughput.py [--pages 100] [--batch-size 50]
+
+Both paths start their own browser, render with the same settings, extract, chunk, embed and
+write to their own LanceDB index; the embedding model is loaded once before either is timed.
+Last line: ratio=<dagster time / plain time> pages_per_s=<dagster pages per second>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dagster as dg
+import numpy as np
+
+from bench.common import write_spa_site
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import serve
+from media_assets.ingest import ingest
+from media_assets.web.chunk import chunk_page
+from media_assets.web.extract import extract_elements
+from media_assets.web.render import render_batch
+from partitions.keys import partition_key
+from resources import build_resources
+
+
+def plain_loop(urls: list[str], env: dict[str, str]) -> int:
+    """The same stages without Dagster: returns the number of rows indexed."""
+    res = build_resources(env)
+    pages = render_batch(urls, res["browser"].settings(res["fetch_policy"]))
+    rows = []
+    for page in pages:
+        key = partition_key(page.requested_url)
+        elements = extract_elements(page.html or "", page.final_url)
+        rows += [
+            c.record() | {"embedding_model": "m"}
+            for c in chunk_page(
+                elements,
+                source_key=key,
+                source_url=page.requested_url,
+                page_url=page.final_url or page.requested_url,
+                title=page.title,
+            )
+        ]
+    vectors = res["embedder"].embed_documents([r["text"] for r in rows])
+    keys = sorted({r["source_key"] for r in rows})
+    res["vector_index"].replace_sources(rows, np.asarray(vectors), keys)
+    return len(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        paths = write_spa_site(work / "site", args.pages)
+        with serve(work / "site") as site:
+            urls = [site.base_url + p for p in paths]
+            manifest = work / "manifest.jsonl"
+            manifest.write_text("".join(f'{{"url": "{u}"}}\n' for u in urls))
+            base_env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1"}
+            build_resources(base_env)["embedder"].embed_documents(["warm up"])  # load once
+
+            started = time.perf_counter()
+            rows = plain_loop(urls, {**base_env, "MEDIA_ASSETS_DATA": str(work / "plain")})
+            plain_s = time.perf_counter() - started
+
+            os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+            (work / "dagster_home").mkdir()
+            defs = build_definitions({**base_env, "MEDIA_ASSETS_DATA": str(work / "dagster")})
+            with dg.DagsterInstance.get() as instance:
+                started = time.perf_counter()
+                report = ingest(manifest, defs, instance, batch_size=args.batch_size)
+                dagster_s = time.perf_counter() - started
+            indexed = report.statuses["web"]["indexed"]
+    print(
+        f"plain loop: {args.pages} pages, {rows} rows in {plain_s:.1f} s "
+        f"({args.pages / plain_s:.2f} pages/s)"
+    )
+    print(
+        f"dagster: {len(report.runs)} runs, {indexed} pages indexed in {dagster_s:.1f} s "
+        f"({args.pages / dagster_s:.2f} pages/s)"
+    )
+    print(f"ratio={dagster_s / plain_s:.3f} pages_per_s={args.pages / dagster_s:.2f}")
+    return 0 if indexed == args.pages else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
