@@ -24,7 +24,7 @@ def demo_manifest(site: SiteServer, tmp_path: Path) -> Path:
     return path
 
 
-def test_demo_site_end_to_end_then_changed_page_replaces_its_rows(
+def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(
     site: SiteServer,
     site_dir: Path,
     tmp_path: Path,
@@ -56,7 +56,10 @@ def test_demo_site_end_to_end_then_changed_page_replaces_its_rows(
     html = html.replace("should count 127 tips", "should count 125 tips")
     html = html[: html.index('<h2 id="troubleshooting">')] + "</article></main></body></html>"
     page.write_text(html)
-    others = {k: len(index.rows(k)) for k in report_keys(manifest) if k != docs_key}
+    news_key = partition_key(f"{site.base_url}/news/harbour-bridge.html")
+    assert index.rows(news_key)
+    (site_dir / "news" / "harbour-bridge.html").unlink()  # the page is gone: 404 from now on
+    others = {k: len(index.rows(k)) for k in report_keys(manifest) if k not in (docs_key, news_key)}
 
     again = ingest(manifest, defs, instance, force=True)
     assert again.ok
@@ -69,6 +72,8 @@ def test_demo_site_end_to_end_then_changed_page_replaces_its_rows(
     unchanged = set(before) & set(after_ids)
     assert len(unchanged) == len(before) - 2  # only calibration changed, troubleshooting went
     assert {k: len(index.rows(k)) for k in others} == others
+    assert index.rows(news_key) == [], "a page that is gone keeps no rows"
+    assert again.statuses["web"]["failed"] == 2
 
     embeddings = ArtifactStore(
         defs.resources["object_store"], dg.AssetKey("web_embeddings"), {}
