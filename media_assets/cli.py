@@ -62,6 +62,10 @@ def _instance():
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster_home").absolute())))
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # SQLite storage under DAGSTER_HOME (Dagster's default); no telemetry from an offline box.
+        config.write_text("telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.get()
 
 
