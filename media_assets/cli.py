@@ -88,7 +88,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not path or not Path(path).is_file():
         print(f"error: manifest {path!r} not found: pass a .jsonl or .csv path", file=sys.stderr)
         return 2
-    report = ingest(path, defs, _instance(), batch_size=args.batch_size, force=args.force)
+    report = ingest(
+        path, defs, _instance(), batch_size=args.batch_size, force=args.force, refresh=args.refresh
+    )
     _print_report(report, path)
     return 0 if report.ok else 1
 
@@ -106,7 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         manifest.write_text(template.replace("{base}", site.base_url))
         print(f"demo site on {site.base_url}; manifest {manifest}")
         code = cmd_ingest(
-            argparse.Namespace(manifest=str(manifest), batch_size=50, force=args.force)
+            argparse.Namespace(
+                manifest=str(manifest), batch_size=50, force=args.force, refresh=args.force
+            )
         )
     query = "how much honey does a colony need in winter"
     print(f'\nexample: media-assets search "{query}"')
@@ -134,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="ingest a manifest through Dagster")
     p.add_argument("manifest", nargs="?")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--force", action="store_true", help="re-run URLs already materialized")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run materialized URLs again (unchanged stages reuse their artifacts)",
+    )
+    p.add_argument("--refresh", action="store_true", help="fetch pages again (implies --force)")
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("demo", help="serve the demo site and ingest it")
     p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))

@@ -20,6 +20,7 @@ from dagster._core.storage.tags import (
 )
 
 from media_assets import registry
+from media_assets.assets.web import REFRESH_TAG
 from media_assets.manifest import Manifest
 from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
@@ -92,8 +93,14 @@ def ingest(
     *,
     batch_size: int = 50,
     force: bool = False,
+    refresh: bool = False,
 ) -> IngestReport:
-    """Ingest every manifest URL not yet materialized (all of them with ``force``)."""
+    """Ingest every manifest URL not yet materialized.
+
+    ``force`` runs materialized URLs again (stages whose inputs are unchanged reuse their
+    artifacts and do no work); ``refresh`` also fetches the pages again, and implies ``force``.
+    """
+    force = force or refresh
     manifest, _ = read_manifest(str(manifest_path))
     store: ObjectStore = defs.resources["object_store"]  # type: ignore[assignment]
     registry.register(store, manifest.entries)
@@ -122,6 +129,7 @@ def ingest(
                     ASSET_PARTITION_RANGE_START_TAG: batch[0],
                     ASSET_PARTITION_RANGE_END_TAG: batch[-1],
                     "media_assets/urls": str(len(batch)),
+                    **({REFRESH_TAG: "true"} if refresh else {}),
                 },
             )
             report.runs.append((result.run_id, result.success))

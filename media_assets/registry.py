@@ -63,5 +63,21 @@ def lookup_many(store: ObjectStore, partitions: Sequence[str]) -> dict[str, Sour
     return {p: lookup(store, p) for p in partitions}
 
 
+def resolve(
+    store: ObjectStore,
+    partitions: Sequence[str],
+) -> tuple[dict[str, Source], dict[str, dict[str, object]]]:
+    """Sources of the partitions that have one, and a failed record for each that has none, so
+    one unregistered key fails alone instead of failing its batch."""
+    found: dict[str, Source] = {}
+    missing: dict[str, dict[str, object]] = {}
+    for partition in partitions:
+        try:
+            found[partition] = lookup(store, partition)
+        except UnknownPartitionError as exc:
+            missing[partition] = {"status": "failed", "source_url": None, "error": str(exc)}
+    return found, missing
+
+
 def forget(store: ObjectStore, partition: str) -> None:
     store.delete(_key(partition))

@@ -19,7 +19,11 @@ def is_transient(exc: BaseException) -> bool:
         meta = exc.response.get("ResponseMetadata", {})
         code = exc.response.get("Error", {}).get("Code", "")
         return meta.get("HTTPStatusCode", 0) in TRANSIENT_HTTP or code in {
-            "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
+            "SlowDown",
+            "RequestTimeout",
+            "InternalError",
+            "ServiceUnavailable",
+            "Throttling",
         }
     if isinstance(exc, BotoCoreError):  # endpoint unreachable, connection closed, read timeout
         return True
@@ -28,8 +32,11 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
 
 
-def with_retries(max_seconds: float = 60.0, initial: float = 0.5, maximum: float = 8.0,
-                 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def with_retries(
+    max_seconds: float = 60.0,
+    initial: float = 0.5,
+    maximum: float = 8.0,
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Exponential backoff with jitter on transient errors, for at most ``max_seconds``; any
     other error is raised at once."""
     return retry(

@@ -38,9 +38,12 @@ def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
     if not bucket:
         return LocalObjectStore(root=str(data / "artifacts"))
     return S3ObjectStore(
-        s3=S3Resource(endpoint_url=env.get("MEDIA_ASSETS_S3_ENDPOINT") or None,
-                      region_name=env.get("AWS_REGION", "us-east-1")),
-        bucket=bucket, prefix=env.get("MEDIA_ASSETS_S3_PREFIX", "media-assets"),
+        s3=S3Resource(
+            endpoint_url=env.get("MEDIA_ASSETS_S3_ENDPOINT") or None,
+            region_name=env.get("AWS_REGION", "us-east-1"),
+        ),
+        bucket=bucket,
+        prefix=env.get("MEDIA_ASSETS_S3_PREFIX", "media-assets"),
     )
 
 

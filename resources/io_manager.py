@@ -54,6 +54,24 @@ class ArtifactStore:
         self.store = store
         self.asset_key = asset_key
         self.sidecars: dict[str, str] = dict(metadata.get("sidecars") or {})
+        self.code_version: str | None = metadata.get("code_version")
+
+    def header(self, partition: str, run_id: str) -> dict[str, Any]:
+        return {
+            "asset": self.asset_key.to_user_string(),
+            "partition": partition,
+            "code_version": self.code_version,
+            "run_id": run_id,
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+
+    def is_stored(self, partition: str, record: Mapping[str, Any]) -> bool:
+        """True when ``record`` came from (or was just written to) this partition's artifact by
+        the current code version, so writing it again would change nothing."""
+        header = record.get(ARTIFACT_HEADER) or {}
+        return header.get("partition") == partition and header.get("code_version") == (
+            self.code_version
+        )
 
     def key(self, partition: str) -> str:
         return artifact_key(self.asset_key, partition, "json")
@@ -61,13 +79,15 @@ class ArtifactStore:
     def exists(self, partition: str) -> bool:
         return self.store.exists(self.key(partition))
 
-    def write(self, partition: str, value: Mapping[str, Any], header: Mapping[str, Any]) -> str:
+    def write(self, partition: str, value: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+        """Store ``value`` (sidecar fields in their own files); returns it with its header."""
         if not isinstance(value, Mapping):
             raise TypeError(
                 f"{self.asset_key.to_user_string()}: artifacts are dicts, "
                 f"got {type(value).__name__}"
             )
-        record = dict(value)
+        header = self.header(partition, run_id)
+        record = {k: v for k, v in value.items() if k != ARTIFACT_HEADER}
         for field, ext in self.sidecars.items():
             content = record.pop(field, None)
             if content is None:
@@ -78,8 +98,11 @@ class ArtifactStore:
             else:
                 self.store.put_text(side_key, str(content))
             record[f"{field}_artifact"] = side_key
-        record[ARTIFACT_HEADER] = dict(header)
-        return self.store.put(self.key(partition), encode_json(record))
+        record[ARTIFACT_HEADER] = header
+        self.store.put(self.key(partition), encode_json(record))
+        stored = {**value, ARTIFACT_HEADER: header}
+        stored.update({k: v for k, v in record.items() if k.endswith("_artifact")})
+        return stored
 
     def read(self, partition: str) -> dict[str, Any]:
         record = json.loads(self.store.get(self.key(partition)))
@@ -118,14 +141,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()} returned no artifact for partitions "
                 f"{missing[:5]}: a batched asset returns {{partition_key: artifact}} for each"
             )
-        header = {
-            "asset": context.asset_key.to_user_string(),
-            "code_version": context.version,
-            "run_id": context.run_id,
-            "written_at": datetime.now(UTC).isoformat(),
-        }
         for partition in partitions:
-            artifacts.write(partition, obj[partition], {**header, "partition": partition})
+            if not artifacts.is_stored(partition, obj[partition]):
+                artifacts.write(partition, obj[partition], context.run_id)
 
     def load_input(self, context: dg.InputContext) -> dict[str, Any]:
         upstream = context.upstream_output

@@ -153,8 +153,9 @@ class S3ObjectStore(ObjectStore):
 
     def get(self, key: str) -> bytes:
         try:
-            response = self._retrying(self._s3().get_object, Bucket=self.bucket,
-                                      Key=self._full(key))
+            response = self._retrying(
+                self._s3().get_object, Bucket=self.bucket, Key=self._full(key)
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(f"no artifact at {self.uri(key)}") from None
@@ -181,7 +182,7 @@ class S3ObjectStore(ObjectStore):
         def collect() -> None:
             keys.clear()
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
-                keys.extend(item["Key"][len(base):] for item in page.get("Contents", []))
+                keys.extend(item["Key"][len(base) :] for item in page.get("Contents", []))
 
         self._retrying(collect)
         return sorted(keys)

@@ -88,9 +88,13 @@ def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")  # SeaweedFS accepts any key
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:]}".strip("-")
-    return {"MEDIA_ASSETS_DATA": str(tmp_path / "data"), "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
-            "MEDIA_ASSETS_CHROMIUM": CHROMIUM, "MEDIA_ASSETS_S3_BUCKET": bucket,
-            "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint}
+    return {
+        "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
+        "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
+        "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
+        "MEDIA_ASSETS_S3_BUCKET": bucket,
+        "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint,
+    }
 
 
 @pytest.fixture

@@ -38,8 +38,16 @@ class SeaweedS3:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [WEED, "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                "-filer", "-s3", "-volume.max=8"]
+        args = [
+            WEED,
+            "server",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-filer",
+            "-s3",
+            "-volume.max=8",
+        ]
         for role, (port, grpc) in self.ports.items():
             args += [f"-{role}.port={port}", f"-{role}.port.grpc={grpc}"]
         log = (self.data_dir / "weed.log").open("ab")

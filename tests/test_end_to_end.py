@@ -61,7 +61,13 @@ def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(
     (site_dir / "news" / "harbour-bridge.html").unlink()  # the page is gone: 404 from now on
     others = {k: len(index.rows(k)) for k in report_keys(manifest) if k not in (docs_key, news_key)}
 
-    again = ingest(manifest, defs, instance, force=True)
+    requests_before = sum(site.requests.values())
+    rerun = ingest(manifest, defs, instance, force=True)  # nothing changed for Dagster's inputs
+    assert rerun.ok and sum(site.requests.values()) == requests_before, "re-run fetched pages"
+    for asset in ("rendered_page", "page_elements", "web_chunks", "web_embeddings"):
+        assert metadata_of(instance, asset, docs_key)["work"] == "reused stored artifact", asset
+
+    again = ingest(manifest, defs, instance, refresh=True)
     assert again.ok
     after = index.rows(docs_key)
     after_ids = [r["chunk_id"] for r in after]
@@ -78,7 +84,17 @@ def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(
     embeddings = ArtifactStore(
         defs.resources["object_store"], dg.AssetKey("web_embeddings"), {}
     ).read(docs_key)
-    assert embeddings["embedded"] == 1 and embeddings["reused"] == len(after) - 1
+    assert embeddings["embedded"] == 1 and embeddings["vectors_reused"] == len(after) - 1
+
+
+def metadata_of(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+    """The latest materialization's metadata for one partition, as the UI shows it."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    assert event and records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def report_keys(manifest: Path) -> list[str]:

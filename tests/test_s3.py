@@ -32,8 +32,9 @@ def test_object_store_round_trip(s3_env: dict[str, str], tmp_path: Path) -> None
 
 
 @needs_chromium
-def test_pipeline_checkpoints_to_s3(site: SiteServer, tmp_path: Path, s3_env: dict[str, str],
-                                    instance: dg.DagsterInstance) -> None:
+def test_pipeline_checkpoints_to_s3(
+    site: SiteServer, tmp_path: Path, s3_env: dict[str, str], instance: dg.DagsterInstance
+) -> None:
     defs = build_definitions(s3_env)
     report = ingest(demo_manifest(site, tmp_path), defs, instance)
     assert report.statuses["web"] == Counter({"indexed": 5, "blocked_by_robots": 1, "failed": 1})

@@ -7,20 +7,29 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from media_assets.assets.common import Record, batch_output, is_ok, skipped, timed, url_asset
+from media_assets.assets.common import (
+    Checkpoints,
+    Record,
+    batch_output,
+    is_ok,
+    record_hash,
+    skipped,
+    timed,
+    url_asset,
+)
 from resources.embedder import Embedder
 from resources.index import VectorIndex
-from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 
 EMBEDDING_SIDECARS = {"vectors": "parquet"}
 
 
 def embed_records(
-    chunks: Mapping[str, Record], embedder: Embedder, previous: ArtifactStore, upstream: str
+    chunks: Mapping[str, Record], embedder: Embedder, checkpoints: Checkpoints, upstream: str
 ) -> dict[str, Record]:
-    """Vectors for every ok partition's chunks; a chunk whose text and model are unchanged since
-    the last materialization keeps its vector instead of being embedded again."""
+    """Vectors for every ok partition's chunks. A partition whose chunks and model are unchanged
+    is reused whole; otherwise a chunk whose text is unchanged keeps its previous vector and only
+    new text goes to the model."""
     records: dict[str, Record] = {}
     pending: list[tuple[str, int, str]] = []  # (partition, row, text) still to embed
     frames: dict[str, pd.DataFrame] = {}
@@ -28,7 +37,12 @@ def embed_records(
         if not is_ok(record):
             records[key] = skipped(upstream, record)
             continue
-        old = previous.read_or_none(key)
+        sha = record_hash({**record, "embedding_model": embedder.model_id})
+        stored = checkpoints.reuse(key, sha)
+        if stored:
+            records[key] = stored
+            continue
+        old = checkpoints.artifacts.read_or_none(key)
         known: dict[str, np.ndarray] = {}
         if old and old.get("model") == embedder.model_id and "vectors" in old:
             known = dict(
@@ -51,7 +65,8 @@ def embed_records(
             "model": embedder.model_id,
             "chunks": len(rows),
             "embedded": len(new),
-            "reused": len(rows) - len(new),
+            "vectors_reused": len(rows) - len(new),
+            "input_sha256": sha,
         }
     if pending:
         vectors = embedder.embed_documents([text for _, _, text in pending])
@@ -117,14 +132,19 @@ def build_index_tail(
         chunks: dict[str, Record],
     ) -> dg.Output:
         """One vector per chunk; unchanged chunks reuse their previous vector."""
-        previous = ArtifactStore(object_store, context.asset_key, {"sidecars": EMBEDDING_SIDECARS})
+        checkpoints = Checkpoints(context, object_store)
         with timed() as clock:
-            records = embed_records(chunks, embedder, previous, chunks_asset)
+            records = embed_records(chunks, embedder, checkpoints, chunks_asset)
         return batch_output(
             context,
             records,
             clock["seconds"],
-            lambda r: {"model": r["model"], "embedded": r["embedded"], "reused": r["reused"]},
+            lambda r: {
+                "model": r["model"],
+                "embedded": r["embedded"],
+                "vectors_reused": r["vectors_reused"],
+            },
+            reused=checkpoints.reused,
         )
 
     @url_asset(

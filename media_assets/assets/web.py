@@ -1,11 +1,12 @@
 """Web pages: render in Chromium, keep the main content's structure, cut heading-aware chunks."""
 
-import hashlib
+from dataclasses import asdict
 
 import dagster as dg
 
 from media_assets import registry
 from media_assets.assets.common import (
+    Checkpoints,
     Record,
     batch_output,
     is_ok,
@@ -14,6 +15,7 @@ from media_assets.assets.common import (
     timed,
     url_asset,
 )
+from media_assets.chunks import sha256_text
 from media_assets.web.chunk import ChunkSettings, chunk_page
 from media_assets.web.extract import PageElement, extract_elements
 from media_assets.web.render import RenderResult, render_batch
@@ -32,6 +34,15 @@ def _render_preview(record: Record) -> dict[str, object]:
     }
 
 
+# Run tag that makes rendered_page fetch again instead of reusing a stored render.
+REFRESH_TAG = "media_assets/refresh"
+
+
+def _settled(record: Record) -> bool:
+    """A stored render worth reusing: it succeeded, or the page is gone for good."""
+    return is_ok(record) or bool(record.get("gone"))
+
+
 @url_asset(
     partitions_def=web_pages,
     code_version="1",
@@ -46,26 +57,40 @@ def rendered_page(
     fetch_policy: FetchPolicy,
     object_store: ObjectStore,
 ) -> dg.Output:
-    """The page as Chromium rendered it (scripts run), after robots.txt and address checks."""
-    sources = registry.lookup_many(object_store, context.partition_keys)
-    keys_by_url = {s.url: k for k, s in sources.items()}
-    done = 0
+    """The page as Chromium rendered it (scripts run), after robots.txt and address checks.
 
-    every = max(1, len(sources) // 10)  # about ten progress lines a step, not one per URL
+    Each page is checkpointed as soon as it is rendered, so a crashed batch resumes where it
+    stopped; a stored render is reused unless the run is tagged ``media_assets/refresh=true``.
+    """
+    sources, records = registry.resolve(object_store, context.partition_keys)
+    checkpoints = Checkpoints(context, object_store)
+    refresh = context.run.tags.get(REFRESH_TAG) == "true"
+    for key, source in sources.items():
+        stored = None if refresh else checkpoints.reuse(key, sha256_text(source.url), _settled)
+        if stored:
+            records[key] = stored
+    todo = {s.url: k for k, s in sources.items() if k not in records}
+    every = max(1, len(todo) // 10)  # about ten progress lines a step, not one per URL
 
-    def progress(url: str, result: RenderResult) -> None:
-        nonlocal done
-        done += 1
-        if done % every == 0 or done == len(sources) or result.status != "ok":
-            context.log.info(f"rendered {done}/{len(sources)}; last [{result.status}] {url}")
+    def checkpoint(url: str, result: RenderResult) -> None:
+        key = todo[url]
+        record = {
+            **result.record(),
+            "source_url": url,
+            "gone": result.gone,
+            "input_sha256": sha256_text(url),
+        }
+        records[key] = checkpoints.save(key, record)
+        done = len(records) - len(checkpoints.reused)
+        if done % every == 0 or done == len(todo) or result.status != "ok":
+            context.log.info(f"rendered {done}/{len(todo)}; last [{result.status}] {url}")
 
     with timed() as clock:
-        results = render_batch(list(keys_by_url), browser.settings(fetch_policy), progress)
-    records = {
-        keys_by_url[r.requested_url]: {**r.record(), "source_url": r.requested_url, "gone": r.gone}
-        for r in results
-    }
-    return batch_output(context, records, clock["seconds"], _render_preview)
+        if todo:
+            render_batch(list(todo), browser.settings(fetch_policy), checkpoint)
+    return batch_output(
+        context, records, clock["seconds"], _render_preview, reused=checkpoints.reused
+    )
 
 
 def elements_record(page: Record) -> Record:
@@ -75,7 +100,6 @@ def elements_record(page: Record) -> Record:
         "source_url": page["source_url"],
         "page_url": page.get("final_url"),
         "title": page.get("title"),
-        "input_sha256": hashlib.sha256(html.encode("utf-8")).hexdigest(),
     }
     if not elements:
         return {
@@ -90,11 +114,16 @@ def elements_record(page: Record) -> Record:
 @url_asset(
     partitions_def=web_pages, code_version="1", kinds={"trafilatura", "python"}, group_name="web"
 )
-def page_elements(context: dg.AssetExecutionContext, rendered_page: dict[str, Record]) -> dg.Output:
+def page_elements(
+    context: dg.AssetExecutionContext, object_store: ObjectStore, rendered_page: dict[str, Record]
+) -> dg.Output:
     """Main content with its structure (headings, paragraphs, lists, tables, code)."""
+    checkpoints = Checkpoints(context, object_store)
     with timed() as clock:
         records = {
-            key: elements_record(page) if is_ok(page) else skipped("rendered_page", page)
+            key: checkpoints.compute(key, page, lambda page=page: elements_record(page))
+            if is_ok(page)
+            else skipped("rendered_page", page)
             for key, page in rendered_page.items()
         }
     return batch_output(
@@ -105,6 +134,7 @@ def page_elements(context: dg.AssetExecutionContext, rendered_page: dict[str, Re
             "elements": len(r["elements"]),
             "headings": sum(e["kind"] == "title" for e in r["elements"]),
         },
+        reused=checkpoints.reused,
     )
 
 
@@ -136,15 +166,24 @@ def chunks_record(key: str, page: Record, settings: ChunkSettings) -> Record:
     partitions_def=web_pages, code_version="1", kinds={"unstructured", "python"}, group_name="web"
 )
 def web_chunks(
-    context: dg.AssetExecutionContext, config: ChunkConfig, page_elements: dict[str, Record]
+    context: dg.AssetExecutionContext,
+    config: ChunkConfig,
+    object_store: ObjectStore,
+    page_elements: dict[str, Record],
 ) -> dg.Output:
     """Heading-aware chunks in the common schema, each with its section path and a deep link."""
     settings = ChunkSettings(
         config.max_characters, config.new_after_n_chars, config.combine_text_under_n_chars
     )
+    checkpoints = Checkpoints(context, object_store)
     with timed() as clock:
         records = {
-            key: chunks_record(key, page, settings)
+            key: checkpoints.compute(
+                # The settings are part of the input: other bounds give other chunks.
+                key,
+                {**page, "chunk_settings": asdict(settings)},
+                lambda key=key, page=page: chunks_record(key, page, settings),
+            )
             if is_ok(page)
             else skipped("page_elements", page)
             for key, page in page_elements.items()
@@ -157,4 +196,5 @@ def web_chunks(
             "chunks": len(r["chunks"]),
             "first_chunk": text_preview(r["chunks"][0]["text"]) if r["chunks"] else "",
         },
+        reused=checkpoints.reused,
     )
