@@ -114,3 +114,38 @@ def test_subresources_and_redirects_to_other_hosts_are_refused(
         assert leaky.requests_refused >= 2
         assert redirect.status != "ok"
         assert sum(internal.requests.values()) == 0
+
+
+def test_transient_errors_are_retried_and_permanent_ones_are_not(site: SiteServer) -> None:
+    answers = iter([503, 503])
+
+    def flaky(path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if path == "/flaky.html":
+            status = next(answers, 200)
+            body = b"<html><body><h1>Flaky</h1><p>Back after two 503s.</p></body></html>"
+            return (
+                status,
+                {"Content-Type": "text/html; charset=utf-8"},
+                body if status == 200 else b"",
+            )
+        return None
+
+    site.add_hook(flaky)
+    flaky_result, missing = render_batch(
+        [f"{site.base_url}/flaky.html", f"{site.base_url}/gone.html"],
+        settings(retry_initial_s=0.05, retry_max_s=0.2),
+    )
+    assert flaky_result.status == "ok" and flaky_result.attempts == 3
+    assert "Back after two 503s" in flaky_result.html
+    assert site.requests["/flaky.html"] == 3
+    assert missing.status == "failed" and missing.attempts == 1 and not missing.transient
+    assert missing.error_class == "http_client_error" and site.requests["/gone.html"] == 1
+
+
+def test_retries_are_bounded(site: SiteServer) -> None:
+    site.add_hook(lambda path: (503, {}, b"") if path == "/down.html" else None)
+    (result,) = render_batch(
+        [f"{site.base_url}/down.html"], settings(max_attempts=2, retry_initial_s=0.05)
+    )
+    assert result.status == "failed" and result.attempts == 2 and result.transient
+    assert "HTTP 503" in result.error

@@ -17,11 +17,14 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page, Request, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
+from media_assets.retry import TRANSIENT_HTTP
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError
 
 RenderStatus = Literal["ok", "failed", "blocked_by_robots", "refused"]
+TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_unavailable"})
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -53,6 +56,10 @@ class RenderSettings:
     navigation_timeout_s: float = 20.0
     settle_timeout_s: float = 5.0
     settle_poll_s: float = 0.05
+    # Transient failures (timeouts, dropped connections, 429/5xx) are tried again with backoff.
+    max_attempts: int = 3
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 10.0
 
 
 @dataclass
@@ -67,7 +74,15 @@ class RenderResult:
     content_type: str | None = None
     bytes: int = 0
     requests_refused: int = 0
+    attempts: int = 1
+    # Why it failed, in a word: the retry policy and dead letters read this.
+    error_class: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def transient(self) -> bool:
+        """Failed in a way the same request may not fail again (worth a retry)."""
+        return self.status == "failed" and self.error_class in TRANSIENT_CLASSES
 
     @property
     def gone(self) -> bool:
@@ -77,6 +92,10 @@ class RenderResult:
     def record(self) -> dict[str, object]:
         """JSON-ready record, HTML included (the IO manager stores it as a sidecar file)."""
         return asdict(self)
+
+
+def classify_http(status: int) -> str:
+    return "http_transient" if status in TRANSIENT_HTTP else "http_client_error"
 
 
 def _site(host: str) -> str:
@@ -91,6 +110,9 @@ class _PageGuard:
         self.policy = policy
         self.settings = settings
         self.refused: dict[int, int] = {}
+        # Status of each page's last document response: Chromium reports an error page with an
+        # empty body as net::ERR_HTTP_RESPONSE_CODE_FAILURE, without the status.
+        self.document_status: dict[int, int] = {}
         self.sites: set[str] = set()
 
     async def __call__(self, route: Route) -> None:
@@ -112,6 +134,8 @@ class _PageGuard:
             response = await route.fetch(
                 max_redirects=0, timeout=self.settings.navigation_timeout_s * 1000
             )
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                self.document_status[id(request.frame.page)] = response.status
             location = response.headers.get("location")
             if 300 <= response.status < 400 and location:
                 await self.policy.check_async(urljoin(request.url, location))
@@ -203,7 +227,20 @@ class PageRenderer:
         return list(await asyncio.gather(*(one(u) for u in urls)))
 
     async def render(self, url: str) -> RenderResult:
-        """Render one URL with a tab from the pool (waiting for one to be free)."""
+        """Render one URL, trying again with exponential backoff and jitter while the failure is
+        transient; permanent ones (robots, refused, 4xx, too large) are returned at once."""
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda result: result.transient),
+            wait=wait_exponential_jitter(self.settings.retry_initial_s, self.settings.retry_max_s),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            retry_error_callback=lambda state: state.outcome.result(),  # the last result
+        )
+        result: RenderResult = await retrying(self._attempt, url)
+        result.attempts = retrying.statistics.get("attempt_number", 1)
+        return result
+
+    async def _attempt(self, url: str) -> RenderResult:
+        """Render one URL once, with a tab from the pool (waiting for one to be free)."""
         result = RenderResult(requested_url=url, status="failed")
         queued = time.perf_counter()
         page = await self._pages.get()
@@ -212,15 +249,25 @@ class PageRenderer:
         try:
             await self._render_into(url, page, result)
         except BlockedURLError as exc:
-            result.status, result.error = "refused", str(exc)
+            result.status, result.error, result.error_class = "refused", str(exc), "refused"
         except RobotsUnavailableError as exc:
             result.error = f"robots.txt unavailable, not fetching: {exc}"
+            result.error_class = "robots_unavailable"
         except PlaywrightTimeout:
             result.error = f"render timed out after {self.settings.navigation_timeout_s:.0f} s"
+            result.error_class = "timeout"
         except PlaywrightError as exc:
-            result.error = f"browser error: {str(exc).splitlines()[0]}"
+            message = str(exc).splitlines()[0]
+            status = self.guard.document_status.get(id(page))
+            if "ERR_HTTP_RESPONSE_CODE_FAILURE" in message and status:
+                result.http_status = status
+                result.error = f"HTTP {status}"
+                result.error_class = classify_http(status)
+            else:
+                result.error = f"browser error: {message}"
+                result.error_class = "network" if "net::ERR_" in message else "browser"
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
+            result.error, result.error_class = f"{type(exc).__name__}: {exc}", "invalid"
         finally:
             # A tab that failed before any response may be stuck mid-navigation: replace it.
             await self._recycle(
@@ -241,6 +288,7 @@ class PageRenderer:
             if not rules.allowed(url, settings.user_agent):
                 result.status = "blocked_by_robots"
                 result.error = f"robots.txt disallows {urlsplit(url).path} for this user agent"
+                result.error_class = "robots_disallow"
                 return
             crawl_delay = rules.crawl_delay(settings.user_agent)
         result.timings_ms["robots"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -249,21 +297,24 @@ class PageRenderer:
         inflight = self._inflight[id(page)]
         inflight.clear()
         self.guard.refused.pop(id(page), None)
+        self.guard.document_status.pop(id(page), None)
         t1 = time.perf_counter()
         response = await page.goto(url, wait_until="domcontentloaded")
         result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
         result.final_url = page.url
         if response is None:
-            result.error = "no response for the document"
+            result.error, result.error_class = "no response for the document", "network"
             return
         result.http_status = response.status
         result.content_type = (await response.all_headers()).get("content-type")
         if response.status >= 400:
             result.error = f"HTTP {response.status} {response.status_text}".strip()
+            result.error_class = classify_http(response.status)
             return
         body = await response.body()
         if len(body) > settings.max_page_bytes:
             result.error = f"page is {len(body)} bytes, over the {settings.max_page_bytes} cap"
+            result.error_class = "too_large"
             return
         t2 = time.perf_counter()
         await self._settle(page, inflight)
@@ -271,6 +322,7 @@ class PageRenderer:
         html = await page.content()
         if len(html.encode()) > settings.max_page_bytes:
             result.error = f"rendered page is over the {settings.max_page_bytes}-byte cap"
+            result.error_class = "too_large"
             return
         result.html, result.bytes = html, len(body)
         result.title = (await page.title()) or None
