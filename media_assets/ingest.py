@@ -19,7 +19,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from media_assets import registry
+from media_assets import deadletters, registry
 from media_assets.assets.web import REFRESH_TAG
 from media_assets.manifest import Manifest
 from partitions import PARTITIONS_BY_KIND
@@ -59,10 +59,26 @@ class IngestReport:
     runs: list[tuple[str, bool]] = field(default_factory=list)  # (run id, success)
     statuses: dict[str, Counter[str]] = field(default_factory=dict)  # kind -> status counts
     skipped_kinds: Counter[str] = field(default_factory=Counter)
+    failed_partitions: set[str] = field(default_factory=set)  # in the dead letters
+    unexplained_runs: list[str] = field(default_factory=list)  # failed, no URL to blame
 
     @property
     def ok(self) -> bool:
-        return all(success for _, success in self.runs)
+        """Every run either succeeded or failed only because of URLs now in the dead letters."""
+        return not self.unexplained_runs
+
+
+def failed_in_run(store: ObjectStore, run_id: str, keys: Sequence[str]) -> set[str]:
+    """The partitions of ``keys`` that run ``run_id`` sent to the dead letters."""
+    return {k for k in keys if any(d.run_id == run_id for d in deadletters.for_partition(store, k))}
+
+
+def range_tags(batch: Sequence[str]) -> dict[str, str]:
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: batch[0],
+        ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+        "media_assets/urls": str(len(batch)),
+    }
 
 
 def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str, str]:
@@ -120,18 +136,28 @@ def ingest(
         )
         ordered = instance.get_dynamic_partitions(partitions_def.name)
         job = defs.resolve_job_def(JOB_BY_KIND[kind])
-        for batch in contiguous_batches(ordered, set(keys) - set(done), batch_size):
+        queue = [
+            (batch, refresh)
+            for batch in contiguous_batches(ordered, set(keys) - set(done), batch_size)
+        ]
+        while queue:
+            batch, fetch_again = queue.pop(0)
+            tags = {**range_tags(batch), **({REFRESH_TAG: "true"} if fetch_again else {})}
             result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_LOGS,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: batch[0],
-                    ASSET_PARTITION_RANGE_END_TAG: batch[-1],
-                    "media_assets/urls": str(len(batch)),
-                    **({REFRESH_TAG: "true"} if refresh else {}),
-                },
+                instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
             )
             report.runs.append((result.run_id, result.success))
+            if result.success:
+                continue
+            failed = failed_in_run(store, result.run_id, batch)
+            if not failed:
+                report.unexplained_runs.append(result.run_id)
+                continue
+            # Dagster fails a step's whole range; the good URLs run again without the failed
+            # ones, reusing what they already checkpointed (renders are not fetched again).
+            report.failed_partitions |= failed
+            queue += [
+                (b, False) for b in contiguous_batches(ordered, set(batch) - failed, batch_size)
+            ]
         report.statuses[kind] = Counter(url_statuses(store, kind, keys).values())
     return report

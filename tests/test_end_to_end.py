@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from media_assets import deadletters
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
@@ -35,10 +36,22 @@ def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(
     manifest = demo_manifest(site, tmp_path)
     report = ingest(manifest, defs, instance)
 
-    assert report.ok and len(report.runs) == 1  # seven URLs, one batched run
+    # One batched run for seven URLs fails (two bad URLs); the five good ones run again alone.
+    assert report.ok and [ok for _, ok in report.runs] == [False, True]
     assert report.statuses["web"] == Counter({"indexed": 5, "blocked_by_robots": 1, "failed": 1})
-    materialized = instance.get_materialized_partitions(dg.AssetKey("web_index_rows"))
-    assert len(materialized) == 7
+    bad = {
+        partition_key(f"{site.base_url}/private/internal-notes.html"),
+        partition_key(f"{site.base_url}/missing-page.html"),
+    }
+    assert report.failed_partitions == bad
+    # The catalog tells the truth: good URLs materialized at every stage, bad ones not at all.
+    for asset in ("rendered_page", "page_elements", "web_chunks", "web_index_rows"):
+        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialized == set(report_keys(manifest)) - bad, asset
+    letters = {d.partition_key: d for d in deadletters.list_all(defs.resources["object_store"])}
+    assert set(letters) == bad
+    assert {d.error_class for d in letters.values()} == {"robots_disallow", "http_client_error"}
+    assert all(d.asset == "rendered_page" and d.url for d in letters.values())
 
     index, embedder = defs.resources["vector_index"], defs.resources["embedder"]
     docs_url = f"{site.base_url}/docs/getting-started.html"

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import traceback
 import warnings
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
+from media_assets import deadletters
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
 
@@ -83,9 +85,25 @@ class Checkpoints:
         return None
 
     def compute(self, key: str, upstream: Mapping[str, Any], work: Callable[[], Record]) -> Record:
-        """``work()``'s record for ``key``, or the stored one when ``upstream`` is unchanged."""
+        """``work()``'s record for ``key``, or the stored one when ``upstream`` is unchanged.
+
+        An exception in ``work`` fails this partition alone, with its traceback.
+        """
         sha = record_hash(upstream)
-        return self.reuse(key, sha) or {**work(), "input_sha256": sha}
+        stored = self.reuse(key, sha)
+        if stored:
+            return stored
+        try:
+            return {**work(), "input_sha256": sha}
+        except Exception as exc:
+            return {
+                "status": "failed",
+                "source_url": upstream.get("source_url"),
+                "error": f"{type(exc).__name__}: {exc}",
+                "error_class": "exception",
+                "traceback": traceback.format_exc(),
+                "input_sha256": sha,
+            }
 
     def save(self, key: str, record: Record) -> Record:
         """Checkpoint one partition now, before the rest of the batch is done."""
@@ -105,7 +123,7 @@ def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
         "status": "skipped",
         "source_url": record.get("source_url"),
         "error": reason,
-        "gone": bool(record.get("gone")),
+        "error_class": "upstream_failed",
     }
 
 
@@ -118,21 +136,30 @@ def timed() -> Iterator[dict[str, float]]:
 
 def batch_output(
     context: dg.AssetExecutionContext,
+    checkpoints: Checkpoints,
     records: dict[str, Record],
     seconds: float,
     preview: Callable[[Record], dict[str, Any]] | None = None,
-    reused: Collection[str] = (),
     **totals: Any,
 ) -> dg.Output:
     """Output plus metadata a person can read in the UI, where partitions show only hashes.
 
-    Each partition's materialization gets its own URL, status, error, preview and whether its
-    stored artifact was reused (``reused`` keys) or computed; the batch's counts and timing go on
-    all of them.
+    Each partition's materialization gets its own URL, status, preview and whether its stored
+    artifact was reused or computed; the batch's counts and timing go on all of them.
+
+    Dagster marks every partition of a step's range alike (dagster-io/dagster#17836), so a batch
+    with failed URLs must not materialize: their failures go to the dead letters, the good
+    partitions are checkpointed, and the step fails, naming the failed partitions. Re-running the
+    good ones (``media_assets.ingest`` and the batch-failure sensor do) then reuses their
+    artifacts, so the catalog ends with good URLs materialized and failed ones missing.
     """
+    failed = {key: r for key, r in records.items() if not is_ok(r)}
+    if failed:
+        _fail_batch(context, checkpoints, records, failed)
+    reused = set(checkpoints.reused)
     counts = Counter(str(r.get("status")) for r in records.values())
     with _partition_keys_read_once(context.instance):
-        _add_partition_metadata(context, records, preview, set(reused))
+        _add_partition_metadata(context, records, preview, reused)
     context.add_asset_metadata(
         {
             "batch_urls": len(records),
@@ -144,6 +171,33 @@ def batch_output(
         }
     )
     return dg.Output(records)
+
+
+def _fail_batch(
+    context: dg.AssetExecutionContext,
+    checkpoints: Checkpoints,
+    records: dict[str, Record],
+    failed: dict[str, Record],
+) -> None:
+    for key, record in records.items():
+        if key not in failed and not checkpoints.artifacts.is_stored(key, record):
+            checkpoints.save(key, record)
+    asset = context.asset_key.to_user_string()
+    deadletters.record_failures(checkpoints.artifacts.store, asset, context.run.run_id, failed)
+    examples = "; ".join(
+        f"{r.get('source_url')}: {r.get('error')}" for r in list(failed.values())[:3]
+    )
+    raise dg.Failure(
+        description=f"{len(failed)} of {len(records)} URLs failed at {asset} ({examples}); "
+        "the others are checkpointed and run again without them",
+        metadata={
+            "failed_partitions": dg.MetadataValue.json(sorted(failed)),
+            "failed_urls": dg.MetadataValue.json(
+                {k: str(r.get("source_url")) for k, r in failed.items()}
+            ),
+        },
+        allow_retries=False,
+    )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from media_assets import deadletters
 from media_assets.assets.common import (
     Checkpoints,
     Record,
@@ -81,7 +82,7 @@ def embed_records(
 def index_records(
     chunks: Mapping[str, Record], embeddings: Mapping[str, Record], index: VectorIndex
 ) -> tuple[dict[str, Record], dict[str, int]]:
-    """Replace each ok source's rows in the index; remove rows of sources that are gone."""
+    """Replace each ok source's rows in the index (upsert, and delete what it no longer has)."""
     rows: list[Record] = []
     vectors: list[np.ndarray] = []
     replace: list[str] = []
@@ -89,8 +90,6 @@ def index_records(
     for key, emb in embeddings.items():
         if not is_ok(emb):
             records[key] = skipped("embeddings", emb)
-            if emb.get("gone"):
-                replace.append(key)
             continue
         by_chunk = dict(zip(emb["vectors"]["chunk_id"], emb["vectors"]["vector"], strict=True))
         source_chunks = chunks[key]["chunks"]
@@ -137,6 +136,7 @@ def build_index_tail(
             records = embed_records(chunks, embedder, checkpoints, chunks_asset)
         return batch_output(
             context,
+            checkpoints,
             records,
             clock["seconds"],
             lambda r: {
@@ -144,7 +144,6 @@ def build_index_tail(
                 "embedded": r["embedded"],
                 "vectors_reused": r["vectors_reused"],
             },
-            reused=checkpoints.reused,
         )
 
     @url_asset(
@@ -158,15 +157,19 @@ def build_index_tail(
     def index_rows(
         context: dg.AssetExecutionContext,
         vector_index: VectorIndex,
+        object_store: ObjectStore,
         chunks: dict[str, Record],
         embeddings: dict[str, Record],
     ) -> dg.Output:
         """The source's rows in the index, upserted by (source_key, chunk_id); rows the new
         version no longer has are deleted in the same write."""
+        checkpoints = Checkpoints(context, object_store)
         with timed() as clock:
             records, totals = index_records(chunks, embeddings, vector_index)
-        return batch_output(
-            context, records, clock["seconds"], lambda r: {"rows": r["rows"]}, **totals
+        output = batch_output(
+            context, checkpoints, records, clock["seconds"], lambda r: {"rows": r["rows"]}, **totals
         )
+        deadletters.clear(object_store, records)  # these URLs made it through the whole chain
+        return output
 
     return [embeddings, index_rows]

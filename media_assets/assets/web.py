@@ -21,6 +21,7 @@ from media_assets.web.extract import PageElement, extract_elements
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
 from resources.fetch import BrowserResource, FetchPolicy
+from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
 
@@ -56,6 +57,7 @@ def rendered_page(
     browser: BrowserResource,
     fetch_policy: FetchPolicy,
     object_store: ObjectStore,
+    vector_index: VectorIndex,
 ) -> dg.Output:
     """The page as Chromium rendered it (scripts run), after robots.txt and address checks.
 
@@ -88,9 +90,9 @@ def rendered_page(
     with timed() as clock:
         if todo:
             render_batch(list(todo), browser.settings(fetch_policy), checkpoint)
-    return batch_output(
-        context, records, clock["seconds"], _render_preview, reused=checkpoints.reused
-    )
+    # A page that is gone (404/410, robots, refused) leaves the index now: its chain stops here.
+    vector_index.delete_sources([key for key, r in records.items() if r.get("gone")])
+    return batch_output(context, checkpoints, records, clock["seconds"], _render_preview)
 
 
 def elements_record(page: Record) -> Record:
@@ -128,13 +130,13 @@ def page_elements(
         }
     return batch_output(
         context,
+        checkpoints,
         records,
         clock["seconds"],
         lambda r: {
             "elements": len(r["elements"]),
             "headings": sum(e["kind"] == "title" for e in r["elements"]),
         },
-        reused=checkpoints.reused,
     )
 
 
@@ -190,11 +192,11 @@ def web_chunks(
         }
     return batch_output(
         context,
+        checkpoints,
         records,
         clock["seconds"],
         lambda r: {
             "chunks": len(r["chunks"]),
             "first_chunk": text_preview(r["chunks"][0]["text"]) if r["chunks"] else "",
         },
-        reused=checkpoints.reused,
     )
