@@ -75,7 +75,15 @@ def _print_report(report, manifest_path: str) -> None:
     for kind, count in report.skipped_kinds.items():
         print(f"{count} {kind} URL(s) wait: the {kind} chain is not part of this code location yet")
     failed_runs = [run_id for run_id, ok in report.runs if not ok]
-    print(f"runs: {len(report.runs)} ({len(failed_runs)} failed)")
+    print(
+        f"runs: {len(report.runs)} ({len(failed_runs)} failed, "
+        f"{len(report.unexplained_runs)} not explained by a URL)"
+    )
+    if report.failed_partitions:
+        print(
+            f"{len(report.failed_partitions)} URL(s) in the dead letters: "
+            "`media-assets dead-letters` lists them, `media-assets retry` runs them again"
+        )
     for kind, counts in report.statuses.items():
         print(f"{kind}: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
 
@@ -92,6 +100,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         path, defs, _instance(), batch_size=args.batch_size, force=args.force, refresh=args.refresh
     )
     _print_report(report, path)
+    return 0 if report.ok else 1
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from media_assets import deadletters
+
+    letters = deadletters.list_all(_resources()["object_store"])
+    if args.json:
+        print(json.dumps([deadletters.as_dict(d) for d in letters], indent=1))
+        return 0
+    if not letters:
+        print("no dead letters")
+    for d in letters:
+        print(
+            f"{d.partition_key}  {d.asset}  {d.error_class}  attempts={d.attempts}  "
+            f"last={d.last_at}\n  {d.url}\n  {d.message}"
+        )
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from media_assets.definitions import defs
+    from media_assets.ingest import retry_dead_letters
+
+    letters, report = retry_dead_letters(defs, _instance(), asset=args.asset, reason=args.reason)
+    print(f"retrying {len(letters)} dead-lettered URL(s)")
+    _print_report(report, "dead letters")
     return 0 if report.ok else 1
 
 
@@ -145,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--refresh", action="store_true", help="fetch pages again (implies --force)")
     p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("dead-letters", help="URLs that failed for good or ran out of retries")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dead_letters)
+    p = sub.add_parser("retry", help="run dead-lettered URLs again")
+    p.add_argument("--asset", help="only those that failed at this asset, e.g. rendered_page")
+    p.add_argument("--reason", help="only those whose error class or message contains this")
+    p.set_defaults(func=cmd_retry)
     p = sub.add_parser("demo", help="serve the demo site and ingest it")
     p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))
     p.add_argument("--force", action="store_true")

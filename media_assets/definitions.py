@@ -6,6 +6,7 @@ import dagster as dg
 
 from media_assets.assets.tail import build_index_tail
 from media_assets.assets.web import page_elements, rendered_page, web_chunks
+from media_assets.logs import terminal_logger
 from partitions import web_pages
 from resources import build_resources
 from sensors import manifest_sensor
@@ -32,6 +33,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
         jobs=[web_ingest],
         sensors=[manifest_sensor],
         resources=build_resources(env),
+        loggers={"terminal": terminal_logger, "console": dg.colored_console_logger},
         # Steps of a batch run in one process: each step already works on its whole batch
         # concurrently, and a process per step would start Chromium and load the model again.
         executor=dg.in_process_executor,

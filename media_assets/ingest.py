@@ -27,9 +27,9 @@ from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 from sensors.manifest import JOB_BY_KIND, read_manifest
 
-# Dagster's console logger prints every event at DEBUG; progress lines are INFO.
+# Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
 LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}}
+QUIET_LOGS = {"loggers": {"terminal": {"config": {"log_level": LOG_LEVEL}}}}
 FIRST_ASSET = {"web": "rendered_page"}
 LAST_ASSET = {"web": "web_index_rows"}
 
@@ -102,6 +102,41 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
     return statuses
 
 
+def run_batches(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    store: ObjectStore,
+    keys: Sequence[str],
+    report: IngestReport,
+    *,
+    batch_size: int,
+    refresh: bool,
+) -> None:
+    """Execute ``keys`` in batched runs of contiguous partitions.
+
+    Dagster fails a step's whole range (dagster-io/dagster#17836), so after a run with failed URLs
+    the good ones run again without them, reusing what they already checkpointed (renders are
+    not fetched again); the failed ones stay in the dead letters, missing from the catalog.
+    """
+    ordered = instance.get_dynamic_partitions(job.partitions_def.name)  # type: ignore[union-attr]
+    queue = [(batch, refresh) for batch in contiguous_batches(ordered, set(keys), batch_size)]
+    while queue:
+        batch, fetch_again = queue.pop(0)
+        tags = {**range_tags(batch), **({REFRESH_TAG: "true"} if fetch_again else {})}
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
+        )
+        report.runs.append((result.run_id, result.success))
+        if result.success:
+            continue
+        failed = failed_in_run(store, result.run_id, batch)
+        if not failed:
+            report.unexplained_runs.append(result.run_id)
+            continue
+        report.failed_partitions |= failed
+        queue += [(b, False) for b in contiguous_batches(ordered, set(batch) - failed, batch_size)]
+
+
 def ingest(
     manifest_path: str | Path,
     defs: dg.Definitions,
@@ -134,30 +169,50 @@ def ingest(
         done = (
             set() if force else instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
         )
-        ordered = instance.get_dynamic_partitions(partitions_def.name)
-        job = defs.resolve_job_def(JOB_BY_KIND[kind])
-        queue = [
-            (batch, refresh)
-            for batch in contiguous_batches(ordered, set(keys) - set(done), batch_size)
-        ]
-        while queue:
-            batch, fetch_again = queue.pop(0)
-            tags = {**range_tags(batch), **({REFRESH_TAG: "true"} if fetch_again else {})}
-            result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
-            )
-            report.runs.append((result.run_id, result.success))
-            if result.success:
-                continue
-            failed = failed_in_run(store, result.run_id, batch)
-            if not failed:
-                report.unexplained_runs.append(result.run_id)
-                continue
-            # Dagster fails a step's whole range; the good URLs run again without the failed
-            # ones, reusing what they already checkpointed (renders are not fetched again).
-            report.failed_partitions |= failed
-            queue += [
-                (b, False) for b in contiguous_batches(ordered, set(batch) - failed, batch_size)
-            ]
+        run_batches(
+            defs.resolve_job_def(JOB_BY_KIND[kind]),
+            instance,
+            store,
+            [k for k in keys if k not in done],
+            report,
+            batch_size=batch_size,
+            refresh=refresh,
+        )
         report.statuses[kind] = Counter(url_statuses(store, kind, keys).values())
     return report
+
+
+def retry_dead_letters(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    asset: str | None = None,
+    reason: str | None = None,
+    batch_size: int = 50,
+) -> tuple[list[deadletters.DeadLetter], IngestReport]:
+    """Run the dead-lettered URLs again (fetching them again), optionally only those that failed
+    at ``asset`` or whose error class or message contains ``reason``."""
+    store: ObjectStore = defs.resources["object_store"]  # type: ignore[assignment]
+    letters = [
+        d
+        for d in deadletters.list_all(store)
+        if (asset is None or d.asset == asset)
+        and (reason is None or reason in d.error_class or reason in d.message)
+    ]
+    report = IngestReport(Manifest([], []))
+    by_kind: dict[str, list[str]] = {}
+    for letter in letters:
+        kind = registry.lookup(store, letter.partition_key).kind
+        by_kind.setdefault(kind, []).append(letter.partition_key)
+    for kind, keys in by_kind.items():
+        run_batches(
+            defs.resolve_job_def(JOB_BY_KIND[kind]),
+            instance,
+            store,
+            keys,
+            report,
+            batch_size=batch_size,
+            refresh=True,
+        )
+        report.statuses[kind] = Counter(url_statuses(store, kind, keys).values())
+    return letters, report

@@ -1,0 +1,46 @@
+"""A terminal logger for people running ingestion by hand: one short line per event.
+
+Dagster's console logger prints each failed step with its full stack trace; a URL that 404s is
+an expected outcome here, already recorded in the dead letters, so one line says enough.
+"""
+
+import logging
+import sys
+
+import dagster as dg
+
+META = "dagster_meta"
+
+
+class ShortFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, META, None) or {}
+        message = str(meta.get("orig_message") or record.getMessage())
+        event = meta.get("dagster_event")
+        if event is not None and event.is_step_failure and event.step_failure_data:
+            message = f"step failed: {event.step_failure_data.error.message.strip()}"
+        where = meta.get("step_key") or "run"
+        clock = self.formatTime(record, "%H:%M:%S")
+        return f"{clock} {record.levelname.lower():7} {where}: {message.splitlines()[0][:300]}"
+
+
+def _not_a_consequence(record: logging.LogRecord) -> bool:
+    """Steps skipped because an upstream step failed add nothing to that step's failure."""
+    meta = getattr(record, META, None) or {}
+    event = meta.get("dagster_event")
+    if event is not None and event.event_type_value == "STEP_SKIPPED":
+        return False
+    return not str(meta.get("orig_message", "")).startswith("Dependencies for step")
+
+
+@dg.logger(
+    {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    description="One short line per event, no stack traces (they stay in the run's event log).",
+)
+def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    log = logging.Logger("media_assets.terminal", init_context.logger_config["log_level"])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ShortFormatter())
+    handler.addFilter(_not_a_consequence)
+    log.addHandler(handler)
+    return log
