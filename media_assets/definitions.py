@@ -4,34 +4,19 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from media_assets.assets.tail import build_index_tail
-from media_assets.assets.web import page_elements, rendered_page, web_chunks
+from media_assets.assets import web_assets
+from media_assets.jobs import ingest_jobs
 from media_assets.logs import terminal_logger
-from partitions import web_pages
 from resources import build_resources
-from sensors import manifest_sensor
-
-web_assets = [
-    rendered_page,
-    page_elements,
-    web_chunks,
-    *build_index_tail("web", web_pages, chunks_asset="web_chunks"),
-]
-
-web_ingest = dg.define_asset_job(
-    "web_ingest",
-    selection=dg.AssetSelection.assets(*web_assets),
-    partitions_def=web_pages,
-    description="Render, extract, chunk, embed and index a batch of web page partitions.",
-)
+from sensors import batch_failure_sensor, manifest_sensor
 
 
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """Definitions with resources configured from ``env`` (the process environment by default)."""
     return dg.Definitions(
         assets=web_assets,
-        jobs=[web_ingest],
-        sensors=[manifest_sensor],
+        jobs=list(ingest_jobs.values()),
+        sensors=[manifest_sensor, batch_failure_sensor],
         resources=build_resources(env),
         loggers={"terminal": terminal_logger, "console": dg.colored_console_logger},
         # Steps of a batch run in one process: each step already works on its whole batch

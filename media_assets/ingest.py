@@ -14,43 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from media_assets import deadletters, registry
 from media_assets.assets.web import REFRESH_TAG
+from media_assets.batching import (
+    JOB_BY_KIND,
+    contiguous_batches,
+    failed_in_run,
+    range_tags,
+)
 from media_assets.manifest import Manifest
 from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
-from sensors.manifest import JOB_BY_KIND, read_manifest
+from sensors.manifest import read_manifest
 
 # Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
 LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
 QUIET_LOGS = {"loggers": {"terminal": {"config": {"log_level": LOG_LEVEL}}}}
 FIRST_ASSET = {"web": "rendered_page"}
 LAST_ASSET = {"web": "web_index_rows"}
-
-
-def contiguous_batches(
-    ordered: Sequence[str], wanted: set[str], batch_size: int
-) -> list[list[str]]:
-    """Split ``wanted`` keys into runs of consecutive keys (in partition order), each at most
-    ``batch_size`` long: a run's partitions are a range, which must not cover unwanted keys."""
-    batches: list[list[str]] = []
-    current: list[str] = []
-    for key in ordered:
-        if key in wanted and len(current) < batch_size:
-            current.append(key)
-            continue
-        if current:
-            batches.append(current)
-        current = [key] if key in wanted else []
-    if current:
-        batches.append(current)
-    return batches
 
 
 @dataclass
@@ -66,19 +49,6 @@ class IngestReport:
     def ok(self) -> bool:
         """Every run either succeeded or failed only because of URLs now in the dead letters."""
         return not self.unexplained_runs
-
-
-def failed_in_run(store: ObjectStore, run_id: str, keys: Sequence[str]) -> set[str]:
-    """The partitions of ``keys`` that run ``run_id`` sent to the dead letters."""
-    return {k for k in keys if any(d.run_id == run_id for d in deadletters.for_partition(store, k))}
-
-
-def range_tags(batch: Sequence[str]) -> dict[str, str]:
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: batch[0],
-        ASSET_PARTITION_RANGE_END_TAG: batch[-1],
-        "media_assets/urls": str(len(batch)),
-    }
 
 
 def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str, str]:

@@ -5,19 +5,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from media_assets import registry
+from media_assets.batching import JOB_BY_KIND, range_tags
 from media_assets.manifest import Manifest, manifest_format, parse_manifest
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
 from resources.storage import ObjectStore
-
-# Kinds whose chain exists; entries of other kinds wait in the manifest until it does.
-JOB_BY_KIND = {"web": "web_ingest"}
 
 
 def batched_run_requests(
@@ -27,21 +21,13 @@ def batched_run_requests(
 
     New dynamic partitions are appended in order, so consecutive keys form a contiguous range.
     """
-    requests = []
-    for start in range(0, len(keys), batch_size):
-        batch = keys[start : start + batch_size]
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{job_name}:{batch[0]}:{batch[-1]}:{len(batch)}",
-                job_name=job_name,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: batch[0],
-                    ASSET_PARTITION_RANGE_END_TAG: batch[-1],
-                    "media_assets/urls": str(len(batch)),
-                },
-            )
+    batches = [keys[start : start + batch_size] for start in range(0, len(keys), batch_size)]
+    return [
+        dg.RunRequest(
+            run_key=f"{job_name}:{b[0]}:{b[-1]}:{len(b)}", job_name=job_name, tags=range_tags(b)
         )
-    return requests
+        for b in batches
+    ]
 
 
 def read_manifest(path: str) -> tuple[Manifest, str]:

@@ -1,0 +1,12 @@
+from media_assets.assets.tail import build_index_tail
+from media_assets.assets.web import page_elements, rendered_page, web_chunks
+from partitions import web_pages
+
+web_assets = [
+    rendered_page,
+    page_elements,
+    web_chunks,
+    *build_index_tail("web", web_pages, chunks_asset="web_chunks"),
+]
+
+__all__ = ["web_assets"]

@@ -1,0 +1,48 @@
+"""How URL partitions are grouped into runs, and how a failed batch is split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from media_assets import deadletters
+from resources.storage import ObjectStore
+
+# Kinds whose chain exists, and the job that runs it; other kinds wait in the manifest.
+JOB_BY_KIND = {"web": "web_ingest"}
+
+
+def contiguous_batches(
+    ordered: Sequence[str], wanted: set[str], batch_size: int
+) -> list[list[str]]:
+    """Split ``wanted`` keys into runs of consecutive keys (in partition order), each at most
+    ``batch_size`` long: a run's partitions are a range, which must not cover unwanted keys."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for key in ordered:
+        if key in wanted and len(current) < batch_size:
+            current.append(key)
+            continue
+        if current:
+            batches.append(current)
+        current = [key] if key in wanted else []
+    if current:
+        batches.append(current)
+    return batches
+
+
+def failed_in_run(store: ObjectStore, run_id: str, keys: Sequence[str]) -> set[str]:
+    """The partitions of ``keys`` that run ``run_id`` sent to the dead letters."""
+    return {k for k in keys if any(d.run_id == run_id for d in deadletters.for_partition(store, k))}
+
+
+def range_tags(batch: Sequence[str]) -> dict[str, str]:
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: batch[0],
+        ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+        "media_assets/urls": str(len(batch)),
+    }

@@ -1,0 +1,75 @@
+"""A batch with bad URLs: the good ones end materialized, the bad ones missing and dead-lettered,
+through the batch-failure sensor the daemon runs (and through `ingest`, which does the same)."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from media_assets import deadletters, registry
+from media_assets.batching import range_tags
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import SiteServer
+from media_assets.manifest import parse_manifest
+from sensors.failures import batch_failure_sensor
+from tests.conftest import needs_chromium
+
+pytestmark = needs_chromium
+ASSETS = ("rendered_page", "page_elements", "web_chunks", "web_embeddings", "web_index_rows")
+
+
+def write_pages(site_dir: Path, count: int) -> list[str]:
+    paths = []
+    for n in range(count):
+        (site_dir / f"item-{n}.html").write_text(
+            f"<html><head><title>Item {n}</title></head><body><article><h1>Item {n}</h1>"
+            f"<p>Item number {n} is a sturdy wooden crate for storing apples through winter, "
+            f"with slatted sides that let the air move and keep fruit from rotting.</p>"
+            "</article></body></html>"
+        )
+        paths.append(f"/item-{n}.html")
+    return paths
+
+
+def test_two_bad_urls_in_a_batch_of_ten(
+    site: SiteServer, site_dir: Path, env: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    paths = write_pages(site_dir, 8)
+    paths[3:3] = ["/missing-a.html"]
+    paths[7:7] = ["/private/internal-notes.html"]  # robots.txt disallows it
+    manifest = parse_manifest("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in paths), "jsonl")
+    defs = build_definitions(env)
+    store = defs.resources["object_store"]
+    registry.register(store, manifest.entries)
+    keys = [e.key for e in manifest.entries]
+    instance.add_dynamic_partitions("web_pages", keys)
+    job = defs.resolve_job_def("web_ingest")
+
+    first = job.execute_in_process(instance=instance, tags=range_tags(keys), raise_on_error=False)
+    assert not first.success
+    bad = {keys[3], keys[7]}
+    assert {d.partition_key for d in deadletters.list_all(store)} == bad
+
+    failure = next(e for e in first.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    with dg.build_run_status_sensor_context(
+        sensor_name="batch_failure_sensor",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(first.run_id),
+        resources=defs.resources,
+    ) as context:
+        requests = batch_failure_sensor(context.for_run_failure())
+    covered = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in requests
+    ]
+    assert covered == [(keys[0], keys[2]), (keys[4], keys[6]), (keys[8], keys[9])]
+
+    requests_before = sum(site.requests.values())
+    for request in requests:
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+    assert sum(site.requests.values()) == requests_before  # renders were checkpointed
+
+    for asset in ASSETS:
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys) - bad, asset
+    index = defs.resources["vector_index"]
+    assert {r["source_key"] for r in index.rows()} == set(keys) - bad
