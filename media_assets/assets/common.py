@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from media_assets import deadletters
+from media_assets import contracts, deadletters
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
 
@@ -107,7 +107,25 @@ class Checkpoints:
 
     def save(self, key: str, record: Record) -> Record:
         """Checkpoint one partition now, before the rest of the batch is done."""
-        return self.artifacts.write(key, record, self.run_id)
+        return self.artifacts.write(
+            key, checked(self.artifacts.asset_key.to_user_string(), record), self.run_id
+        )
+
+
+def checked(asset: str, record: Record) -> Record:
+    """``record``, or a permanent failure naming the schema it breaks (checked once per record)."""
+    if not is_ok(record) or record.get(ARTIFACT_HEADER):
+        return record
+    problem = contracts.violation(asset, record)
+    if problem is None:
+        return record
+    return {
+        "status": "failed",
+        "source_url": record.get("source_url"),
+        "error": problem,
+        "error_class": "schema_violation",
+        "input_sha256": record.get("input_sha256"),
+    }
 
 
 def is_ok(record: Mapping[str, Any]) -> bool:
@@ -153,6 +171,9 @@ def batch_output(
     good ones (``media_assets.ingest`` and the batch-failure sensor do) then reuses their
     artifacts, so the catalog ends with good URLs materialized and failed ones missing.
     """
+    asset = context.asset_key.to_user_string()
+    for key, record in records.items():
+        records[key] = checked(asset, record)
     failed = {key: r for key, r in records.items() if not is_ok(r)}
     if failed:
         _fail_batch(context, checkpoints, records, failed)

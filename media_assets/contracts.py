@@ -1,0 +1,52 @@
+"""Each stage's artifact has a JSON Schema in ``media_assets/schemas/``; a successful record is
+checked against it before it is written, and a violation fails that URL for good."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@cache
+def _registry() -> Registry:
+    resources = [
+        (path.name, Resource.from_contents(json.loads(path.read_text())))
+        for path in SCHEMAS.glob("*.json")
+    ]
+    return Registry().with_resources(resources)
+
+
+@cache
+def _validator(asset: str) -> Draft202012Validator | None:
+    path = SCHEMAS / f"{asset}.json"
+    if not path.exists():
+        return None
+    return Draft202012Validator(json.loads(path.read_text()), registry=_registry())
+
+
+def violation(asset: str, record: Mapping[str, Any]) -> str | None:
+    """Why ``record`` breaks ``asset``'s schema, or None when it conforms (or has no schema).
+
+    Fields that hold tables (sidecar DataFrames) are not JSON and are left out of the check.
+    """
+    validator = _validator(asset)
+    if validator is None:
+        return None
+    body = {
+        k: v
+        for k, v in record.items()
+        if isinstance(v, str | int | float | bool | list | dict) or v is None
+    }
+    error = next(iter(sorted(validator.iter_errors(body), key=lambda e: e.path)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(record)"
+    return f"schema {asset}.json violated at {where}: {error.message[:300]}"
