@@ -130,6 +130,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from media_assets.status import status_frame, summary, write_status
+
+    store = _resources()["object_store"]
+    frame = status_frame(store)
+    uri = write_status(store, frame)
+    print(summary(frame))
+    print(f"per-URL table: {uri}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the demo site on 127.0.0.1, ingest its manifest, show a search with its deep link."""
     from media_assets.demo.server import serve
@@ -187,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--asset", help="only those that failed at this asset, e.g. rendered_page")
     p.add_argument("--reason", help="only those whose error class or message contains this")
     p.set_defaults(func=cmd_retry)
+    p = sub.add_parser("status", help="per-URL state of every stage, summed up")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("demo", help="serve the demo site and ingest it")
     p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))
     p.add_argument("--force", action="store_true")

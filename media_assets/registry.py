@@ -81,3 +81,12 @@ def resolve(
 
 def forget(store: ObjectStore, partition: str) -> None:
     store.delete(_key(partition))
+
+
+def all_sources(store: ObjectStore) -> list[Source]:
+    """Every registered source, in key order."""
+    sources = []
+    for key in store.list_keys(f"{PREFIX}/"):
+        partition = key.rsplit("/", 1)[-1].removesuffix(".json")
+        sources.append(lookup(store, partition))
+    return sources

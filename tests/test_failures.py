@@ -1,15 +1,19 @@
 """A batch with bad URLs: the good ones end materialized, the bad ones missing and dead-lettered,
 through the batch-failure sensor the daemon runs (and through `ingest`, which does the same)."""
 
+import io
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from media_assets import deadletters, registry
+from media_assets.assets.status import ingest_status
 from media_assets.batching import range_tags
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.manifest import parse_manifest
+from media_assets.status import STATUS_KEY
 from sensors.failures import batch_failure_sensor
 from tests.conftest import needs_chromium
 
@@ -73,3 +77,14 @@ def test_two_bad_urls_in_a_batch_of_ten(
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys) - bad, asset
     index = defs.resources["vector_index"]
     assert {r["source_key"] for r in index.rows()} == set(keys) - bad
+
+    # The per-URL status table says the same, and the asset shows it in the UI.
+    result = dg.materialize([ingest_status], instance=instance, resources={"object_store": store})
+    metadata = result.asset_materializations_for_node("ingest_status")[0].metadata
+    assert metadata["urls"].value == 10 and metadata["state: indexed"].value == 8
+    frame = pd.read_parquet(io.BytesIO(store.get(STATUS_KEY)))
+    rows = frame.set_index("partition_key")
+    assert rows.loc[keys[3], "state"] == "failed at rendered_page"
+    assert rows.loc[keys[3], "error_class"] == "http_client_error"
+    assert rows.loc[keys[7], "error_class"] == "robots_disallow"
+    assert (rows.loc[keys[0], ["stage_web_index_rows", "state"]] == ["ok", "indexed"]).all()

@@ -1,0 +1,75 @@
+"""Per-URL status: one row per registered URL with each stage's state, the path taken, the last
+error and timings, built from the artifacts and dead letters with pandas."""
+
+from __future__ import annotations
+
+import io
+
+import dagster as dg
+import pandas as pd
+
+from media_assets import deadletters, registry
+from resources.io_manager import ArtifactStore
+from resources.storage import ObjectStore
+
+STAGES = {
+    "web": ["rendered_page", "page_elements", "web_chunks", "web_embeddings", "web_index_rows"]
+}
+STATUS_KEY = "ingest_status/status.parquet"
+
+
+def _state(record: dict | None) -> str:
+    if record is None:
+        return "missing"
+    return "ok" if record.get("status") == "ok" else "failed"
+
+
+def status_frame(store: ObjectStore) -> pd.DataFrame:
+    rows = []
+    for source in registry.all_sources(store):
+        stages = STAGES.get(source.kind, [])
+        records = {
+            s: ArtifactStore(store, dg.AssetKey(s), {}).read_or_none(source.key) for s in stages
+        }
+        letters = deadletters.for_partition(store, source.key)
+        states = {s: _state(r) for s, r in records.items()}
+        first_bad = next((s for s in stages if states[s] != "ok"), None)
+        render = records.get("rendered_page") or {}
+        rows.append(
+            {
+                "partition_key": source.key,
+                "url": source.url,
+                "kind": source.kind,
+                "state": "indexed" if first_bad is None else f"{states[first_bad]} at {first_bad}",
+                "path": "render" if source.kind == "web" else None,
+                **{f"stage_{s}": st for s, st in states.items()},
+                "last_error": letters[-1].message if letters else None,
+                "error_class": letters[-1].error_class if letters else None,
+                "attempts": sum(d.attempts for d in letters),
+                "render_ms": (render.get("timings_ms") or {}).get("total"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_status(store: ObjectStore, frame: pd.DataFrame) -> str:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return store.put(STATUS_KEY, buffer.getvalue())
+
+
+def summary(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "no URLs registered yet: ingest a manifest first"
+    lines = []
+    for kind, group in frame.groupby("kind"):
+        counts = group["state"].value_counts().sort_index()
+        lines.append(
+            f"{kind}: {len(group)} URLs — "
+            + ", ".join(f"{state} {n}" for state, n in counts.items())
+        )
+        stage_columns = [c for c in group.columns if c.startswith("stage_")]
+        table = group[stage_columns].apply(pd.Series.value_counts).fillna(0).astype(int).T
+        table.index = [c.removeprefix("stage_") for c in table.index]
+        lines.append(table.to_string())
+    return "\n".join(lines)
