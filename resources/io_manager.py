@@ -113,6 +113,11 @@ class ArtifactStore:
                 record[field] = decode_parquet(data) if ext == "parquet" else data.decode("utf-8")
         return record
 
+    def delete(self, partition: str) -> None:
+        """Remove the partition's record and its sidecar files."""
+        for ext in {"json", *self.sidecars.values()}:
+            self.store.delete(artifact_key(self.asset_key, partition, ext))
+
     def read_or_none(self, partition: str) -> dict[str, Any] | None:
         try:
             return self.read(partition)

@@ -2,15 +2,19 @@
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from media_assets import registry
+from media_assets.assets import web_assets
 from media_assets.batching import JOB_BY_KIND, range_tags
 from media_assets.manifest import Manifest, manifest_format, parse_manifest
+from media_assets.removal import remove_sources
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
+from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
 
@@ -38,21 +42,30 @@ def read_manifest(path: str) -> tuple[Manifest, str]:
     ).hexdigest()
 
 
-def plan_ingest(
-    manifest: Manifest,
-    existing: dict[str, set[str]],
-    batch_size: int,
-) -> tuple[list[dg.AddDynamicPartitionsRequest], list[dg.RunRequest]]:
-    partition_requests, run_requests = [], []
+@dataclass
+class IngestPlan:
+    partition_requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]
+    run_requests: list[dg.RunRequest]
+    removed: list[str]
+
+
+def plan_ingest(manifest: Manifest, existing: dict[str, set[str]], batch_size: int) -> IngestPlan:
+    """New entries become partitions and batched runs; partitions whose URL left the manifest
+    are removed (the manifest is the source of truth for what is indexed)."""
+    plan = IngestPlan([], [], [])
     for kind, job_name in JOB_BY_KIND.items():
         partitions_def = PARTITIONS_BY_KIND[kind]
         seen = existing.get(kind, set())
-        new = [e.key for e in manifest.by_kind(kind) if e.key not in seen]
-        if not new:
-            continue
-        partition_requests.append(partitions_def.build_add_request(new))
-        run_requests.extend(batched_run_requests(job_name, new, batch_size))
-    return partition_requests, run_requests
+        wanted = [e.key for e in manifest.by_kind(kind)]
+        new = [key for key in wanted if key not in seen]
+        gone = sorted(seen - set(wanted))
+        if gone:
+            plan.partition_requests.append(partitions_def.build_delete_request(gone))
+            plan.removed += gone
+        if new:
+            plan.partition_requests.append(partitions_def.build_add_request(new))
+            plan.run_requests += batched_run_requests(job_name, new, batch_size)
+    return plan
 
 
 @dg.sensor(
@@ -61,7 +74,10 @@ def plan_ingest(
     description="Turns new manifest entries into URL partitions and batched runs.",
 )
 def manifest_sensor(
-    context: dg.SensorEvaluationContext, manifest: ManifestSource, object_store: ObjectStore
+    context: dg.SensorEvaluationContext,
+    manifest: ManifestSource,
+    object_store: ObjectStore,
+    vector_index: VectorIndex,
 ) -> dg.SensorResult | dg.SkipReason:
     if not manifest.path:
         return dg.SkipReason(
@@ -79,13 +95,16 @@ def manifest_sensor(
         kind: set(context.instance.get_dynamic_partitions(p.name))
         for kind, p in PARTITIONS_BY_KIND.items()
     }
-    partition_requests, run_requests = plan_ingest(parsed, existing, manifest.batch_size)
+    plan = plan_ingest(parsed, existing, manifest.batch_size)
+    remove_sources(object_store, vector_index, plan.removed, web_assets)
     context.log.info(
         f"{len(parsed.entries)} entries, {len(parsed.problems)} bad lines, "
-        f"{len(run_requests)} runs requested"
+        f"{len(plan.run_requests)} runs requested, {len(plan.removed)} URLs removed"
     )
     return dg.SensorResult(
-        run_requests=run_requests, dynamic_partitions_requests=partition_requests, cursor=digest
+        run_requests=plan.run_requests,
+        dynamic_partitions_requests=plan.partition_requests,
+        cursor=digest,
     )
 
 

@@ -1,5 +1,6 @@
 """The manifest sensor: new entries become partitions and batched range runs, once."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +11,12 @@ from dagster._core.storage.tags import (
 
 from media_assets import registry
 from media_assets.definitions import build_definitions
+from media_assets.demo.server import SiteServer
+from media_assets.ingest import ingest
+from partitions.keys import partition_key
 from sensors.manifest import manifest_sensor
+from tests.conftest import needs_chromium
+from tests.test_end_to_end import demo_manifest
 
 
 def write_manifest(path: Path, urls: list[str]) -> None:
@@ -25,9 +31,13 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None)
     # build_sensor_context evaluates but does not apply partition requests; the daemon does.
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(
-                request.partitions_def_name, list(request.partition_keys)
-            )
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(
+                    request.partitions_def_name, list(request.partition_keys)
+                )
+            else:
+                for key in request.partition_keys:
+                    instance.delete_dynamic_partition(request.partitions_def_name, key)
     return result, result.cursor if isinstance(result, dg.SensorResult) else cursor
 
 
@@ -73,3 +83,32 @@ def test_sensor_without_manifest_says_what_to_set(
 ) -> None:
     result, _ = tick(build_definitions(env), instance, None)
     assert isinstance(result, dg.SkipReason) and "MEDIA_ASSETS_MANIFEST" in result.skip_message
+
+
+@needs_chromium
+def test_removed_url_leaves_the_index_and_comes_back_fresh(
+    site: SiteServer, tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    manifest = demo_manifest(site, tmp_path)
+    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
+    ingest(manifest, defs, instance)
+    _, cursor = tick(defs, instance, None)  # the sensor sees what ingest registered
+    index, store = defs.resources["vector_index"], defs.resources["object_store"]
+    lines = manifest.read_text().splitlines()
+    removed_line = next(line for line in lines if "getting-started" in line)
+    removed_key = partition_key(json.loads(removed_line)["url"])
+    assert index.rows(removed_key)
+
+    manifest.write_text("".join(f"{line}\n" for line in lines if line != removed_line))
+    result, cursor = tick(defs, instance, cursor)
+    assert result.run_requests == []
+    assert removed_key not in instance.get_dynamic_partitions("web_pages")
+    assert index.rows(removed_key) == []
+    assert not store.exists(f"rendered_page/{removed_key}.json")
+    assert len(instance.get_dynamic_partitions("web_pages")) == 6
+
+    manifest.write_text("".join(f"{line}\n" for line in lines))  # added back
+    result, _ = tick(defs, instance, cursor)
+    assert [r.tags["dagster/asset_partition_range_start"] for r in result.run_requests] == [
+        removed_key
+    ]
