@@ -6,6 +6,8 @@
 - ``MEDIA_ASSETS_S3_BUCKET``: keep artifacts in this S3 bucket instead (created when missing),
   under ``MEDIA_ASSETS_S3_PREFIX`` (default ``media-assets``), at ``MEDIA_ASSETS_S3_ENDPOINT``
   (any S3-compatible server; AWS when unset); credentials from the usual ``AWS_*`` variables
+- ``MEDIA_ASSETS_INDEX_URI``: where the LanceDB index lives (default ``<data>/index``; an
+  ``s3://bucket/prefix`` puts it on the same S3 endpoint)
 - ``MEDIA_ASSETS_MANIFEST``: manifest the sensor watches (JSON Lines or CSV)
 - ``MEDIA_ASSETS_ALLOW_HOSTS``: comma-separated hosts/networks allowed despite being private
 - ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
@@ -47,6 +49,18 @@ def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
     )
 
 
+def index_from(env: Mapping[str, str], data: Path) -> LanceDBIndex:
+    uri = env.get("MEDIA_ASSETS_INDEX_URI") or str(data / "index")
+    options: dict[str, str] = {}
+    if uri.startswith("s3://"):
+        endpoint = env.get("MEDIA_ASSETS_S3_ENDPOINT")
+        options["region"] = env.get("AWS_REGION", "us-east-1")
+        if endpoint:
+            options["endpoint"] = endpoint
+            options["allow_http"] = str(endpoint.startswith("http://")).lower()
+    return LanceDBIndex(uri=uri, storage_options=options)
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     data = Path(env.get("MEDIA_ASSETS_DATA", "data")).absolute()
@@ -60,7 +74,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
         "embedder": SentenceTransformerEmbedder(),
-        "vector_index": LanceDBIndex(uri=str(data / "index")),
+        "vector_index": index_from(env, data),
         "manifest": ManifestSource(
             path=env.get("MEDIA_ASSETS_MANIFEST", ""),
             batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 SearchMode = Literal["hybrid", "vector", "text"]
 KEY_PATTERN = re.compile(r"^[0-9a-f]{16}$")
@@ -82,10 +83,10 @@ class VectorIndex(dg.ConfigurableResource, ABC):
 
 
 @cache
-def _connect(uri: str):
+def _connect(uri: str, storage_options: tuple[tuple[str, str], ...]) -> Any:
     import lancedb
 
-    return lancedb.connect(uri)
+    return lancedb.connect(uri, storage_options=dict(storage_options) or None)
 
 
 class LanceDBIndex(VectorIndex):
@@ -93,6 +94,9 @@ class LanceDBIndex(VectorIndex):
 
     uri: str = "data/index"
     table_name: str = "chunks"
+    # Object-store options for an s3:// uri (endpoint, region, allow_http); keys come from the
+    # environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    storage_options: dict[str, str] = Field(default_factory=dict)
 
     def _schema(self, dimension: int) -> pa.Schema:
         return pa.schema(
@@ -101,7 +105,7 @@ class LanceDBIndex(VectorIndex):
         )
 
     def _table(self, dimension: int | None = None):
-        db = _connect(self.uri)
+        db = _connect(self.uri, tuple(sorted(self.storage_options.items())))
         if self.table_name in db.table_names():
             return db.open_table(self.table_name)
         if dimension is None:

@@ -87,12 +87,13 @@ def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """Pipeline configuration with artifacts in a fresh bucket of the test S3 server."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")  # SeaweedFS accepts any key
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:]}".strip("-")
+    # One bucket, a prefix per test: SeaweedFS gives every bucket volumes of its own.
     return {
         "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
         "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
         "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
-        "MEDIA_ASSETS_S3_BUCKET": bucket,
+        "MEDIA_ASSETS_S3_BUCKET": "media-assets-test",
+        "MEDIA_ASSETS_S3_PREFIX": tmp_path.name,
         "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint,
     }
 

@@ -46,7 +46,9 @@ class SeaweedS3:
             "-ip.bind=127.0.0.1",
             "-filer",
             "-s3",
-            "-volume.max=8",
+            # Small volumes, plenty of them: each bucket is a collection with volumes of its own.
+            "-volume.max=100",
+            "-master.volumeSizeLimitMB=64",
         ]
         for role, (port, grpc) in self.ports.items():
             args += [f"-{role}.port={port}", f"-{role}.port.grpc={grpc}"]

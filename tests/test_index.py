@@ -7,16 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resources import index_from, object_store_from
 from resources.embedder import SentenceTransformerEmbedder
 from resources.index import LanceDBIndex, VectorIndex
 
 KEY_A, KEY_B = "a" * 16, "b" * 16
 
 
-@pytest.fixture(params=["lancedb"])
+@pytest.fixture(params=["lancedb", "lancedb-on-s3"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
     if request.param == "lancedb":
         yield LanceDBIndex(uri=str(tmp_path / "index"))
+    elif request.param == "lancedb-on-s3":
+        env = request.getfixturevalue("s3_env")
+        object_store_from(env, tmp_path).put("probe", b"")  # creates the bucket
+        yield index_from(
+            {
+                **env,
+                "MEDIA_ASSETS_INDEX_URI": f"s3://{env['MEDIA_ASSETS_S3_BUCKET']}/"
+                f"{env['MEDIA_ASSETS_S3_PREFIX']}/index",
+            },
+            tmp_path,
+        )
 
 
 @pytest.fixture(scope="module")

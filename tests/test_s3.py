@@ -20,7 +20,8 @@ def test_object_store_round_trip(s3_env: dict[str, str], tmp_path: Path) -> None
     assert store.list_keys("a/") == []
     uri = store.put("a/p1.json", b'{"x": 1}')
     store.put_text("a/p2.html", "<p>é</p>")
-    assert uri.startswith(f"s3://{s3_env['MEDIA_ASSETS_S3_BUCKET']}/media-assets/a/p1.json")
+    bucket, prefix = s3_env["MEDIA_ASSETS_S3_BUCKET"], s3_env["MEDIA_ASSETS_S3_PREFIX"]
+    assert uri == f"s3://{bucket}/{prefix}/a/p1.json"
     assert json.loads(store.get("a/p1.json")) == {"x": 1}
     assert store.get_text("a/p2.html") == "<p>é</p>"
     assert store.list_keys("a/") == ["a/p1.json", "a/p2.html"]
