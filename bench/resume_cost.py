@@ -1,0 +1,172 @@
+"""What crashes and bad URLs cost: 50 URLs ingested while the process is killed (SIGKILL) at
+random points 10 times and resumed, against a clean run; and a batch with 5% failing URLs
+against one with none, in one run of this script.
+
+    .venv/bin/python bench/resume_cost.py [--urls 50] [--kills 10] [--seed 1]
+
+repeated_steps counts (asset, partition) pairs computed more than once over all the runs (a step
+reused from its checkpoint is not computed). time_ratio is the wall time of all the processes
+(the killed ones included, each paying its start-up) over the clean run's.
+Last line: repeated_steps=<n> time_ratio=<value> failing_batch_ratio=<value>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dagster as dg
+
+from bench.common import write_spa_site
+from media_assets.assets import web_assets
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import serve
+from media_assets.ingest import ingest
+from resources import build_resources
+
+
+def computed_steps(home: Path) -> Counter[tuple[str, str]]:
+    """(asset, partition) -> times it was computed, from the materializations' metadata."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    counts: Counter[tuple[str, str]] = Counter()
+    with dg.DagsterInstance.get() as instance:
+        for assets_def in web_assets:
+            for key in assets_def.keys:
+                records = instance.fetch_materializations(key, limit=10_000).records
+                for record in records:
+                    event = record.asset_materialization
+                    work = event.metadata.get("work")
+                    if work is not None and work.value == "computed":
+                        counts[(key.to_user_string(), event.partition)] += 1
+    return counts
+
+
+def artifacts_written(data: Path) -> int:
+    """Stage records written so far (the registry and dead letters not counted)."""
+    folder = data / "artifacts"
+    if not folder.is_dir():
+        return 0
+    return sum(1 for p in folder.rglob("*.json") if p.relative_to(folder).parts[0][0] != "_")
+
+
+def unmaterialized(home: Path, urls: int) -> dict[str, int]:
+    """Assets with fewer than ``urls`` materialized partitions, and how many they have."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        counts = {
+            key.to_user_string(): len(instance.get_materialized_partitions(key))
+            for assets_def in web_assets
+            for key in assets_def.keys
+        }
+    return {asset: n for asset, n in counts.items() if n != urls}
+
+
+def run_cli(
+    manifest: Path, env: dict[str, str], kill_after_artifacts: int | None
+) -> tuple[float, bool]:
+    """Run `media-assets ingest`; SIGKILL it once it has written that many more artifacts."""
+    data = Path(env["MEDIA_ASSETS_DATA"])
+    target = artifacts_written(data) + kill_after_artifacts if kill_after_artifacts else None
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "media_assets.cli", "ingest", str(manifest)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while process.poll() is None:
+        if target is not None and artifacts_written(data) >= target:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return time.perf_counter() - started, False
+        time.sleep(0.02)
+    return time.perf_counter() - started, process.returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--urls", type=int, default=50)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        paths = write_spa_site(work / "site", args.urls)
+        with serve(work / "site") as site:
+            manifest = work / "manifest.jsonl"
+            manifest.write_text("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in paths))
+
+            def env_for(name: str) -> dict[str, str]:
+                (work / name / "home").mkdir(parents=True)
+                return {
+                    **os.environ,
+                    "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
+                    "MEDIA_ASSETS_DATA": str(work / name / "data"),
+                    "DAGSTER_HOME": str(work / name / "home"),
+                }
+
+            clean_env = env_for("clean")
+            clean_s, ok = run_cli(manifest, clean_env, None)
+            assert ok, "the clean run failed"
+
+            crash_env = env_for("crash")
+            # Kill points spread over the whole chain: after 1 to 5*urls/kills new artifacts.
+            span = max(2, 5 * args.urls // args.kills)
+            total_s, kills, finished = 0.0, 0, False
+            while not finished:
+                kill_after = rng.randint(1, span) if kills < args.kills else None
+                seconds, finished = run_cli(manifest, crash_env, kill_after)
+                total_s += seconds
+                kills += not finished
+            clean_steps = computed_steps(Path(clean_env["DAGSTER_HOME"]))
+            crash_steps = computed_steps(Path(crash_env["DAGSTER_HOME"]))
+            repeated = sum(n - 1 for n in crash_steps.values() if n > 1)
+            missing = unmaterialized(Path(crash_env["DAGSTER_HOME"]), args.urls)
+
+            failing_ratio = failing_batch_ratio(work, site.base_url, paths)
+    print(
+        f"clean run: {clean_s:.1f} s; with {kills} kills: {total_s:.1f} s over {kills + 1} "
+        f"processes; steps computed: clean {sum(clean_steps.values())}, crash "
+        f"{sum(crash_steps.values())} (the rest reused checkpoints of killed runs); "
+        f"assets short of {args.urls} materialized partitions: {missing or 'none'}"
+    )
+    print(
+        f"repeated_steps={repeated} time_ratio={total_s / clean_s:.3f} "
+        f"failing_batch_ratio={failing_ratio:.3f}"
+    )
+    return 0 if not missing else 1
+
+
+def failing_batch_ratio(work: Path, base_url: str, paths: list[str]) -> float:
+    """Ingest time of a batch where 5% of URLs 404, over the same batch with none failing."""
+    failing = [p if i % 20 != 7 else f"/missing-{i}.html" for i, p in enumerate(paths)]
+    timings = {}
+    for name, batch in (("none_failing", paths), ("five_percent_failing", failing)):
+        manifest = work / f"{name}.jsonl"
+        manifest.write_text("".join(f'{{"url": "{base_url}{p}"}}\n' for p in batch))
+        env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1", "MEDIA_ASSETS_DATA": str(work / name)}
+        build_resources(env)["embedder"].embed_documents(["warm up"])
+        with dg.instance_for_test() as instance:
+            started = time.perf_counter()
+            report = ingest(manifest, build_definitions(env), instance)
+            timings[name] = time.perf_counter() - started
+        print(
+            f"{name}: {timings[name]:.1f} s, {len(report.runs)} runs, "
+            f"{len(report.failed_partitions)} dead-lettered"
+        )
+    return timings["five_percent_failing"] / timings["none_failing"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
