@@ -146,8 +146,10 @@ class LanceDBIndex(VectorIndex):
 
     def delete_sources(self, source_keys: Sequence[str]) -> int:
         keys_sql = _check_keys(list(source_keys))
+        if not source_keys:
+            return 0
         table = self._table()
-        if table is None or not source_keys:
+        if table is None:
             return 0
         count = table.count_rows(f"source_key IN ({keys_sql})")
         table.delete(f"source_key IN ({keys_sql})")
