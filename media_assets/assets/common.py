@@ -105,6 +105,26 @@ class Checkpoints:
                 "input_sha256": sha,
             }
 
+    def each(
+        self,
+        inputs: Mapping[str, Record],
+        upstream: str,
+        work: Callable[[str, Record], Record],
+        settings: Mapping[str, Any] | None = None,
+    ) -> dict[str, Record]:
+        """Apply ``work(key, input)`` to every partition whose input succeeded (reusing stored
+        results); ``settings`` count as input, since other settings give other results."""
+        return {
+            key: self.compute(
+                key,
+                {**record, **(settings or {})},
+                lambda key=key, record=record: work(key, record),
+            )
+            if is_ok(record)
+            else skipped(upstream, record)
+            for key, record in inputs.items()
+        }
+
     def save(self, key: str, record: Record) -> Record:
         """Checkpoint one partition now, before the rest of the batch is done."""
         return self.artifacts.write(

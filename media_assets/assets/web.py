@@ -10,7 +10,6 @@ from media_assets.assets.common import (
     Record,
     batch_output,
     is_ok,
-    skipped,
     text_preview,
     timed,
     url_asset,
@@ -122,12 +121,7 @@ def page_elements(
     """Main content with its structure (headings, paragraphs, lists, tables, code)."""
     checkpoints = Checkpoints(context, object_store)
     with timed() as clock:
-        records = {
-            key: checkpoints.compute(key, page, lambda page=page: elements_record(page))
-            if is_ok(page)
-            else skipped("rendered_page", page)
-            for key, page in rendered_page.items()
-        }
+        records = checkpoints.each(rendered_page, "rendered_page", lambda _, p: elements_record(p))
     return batch_output(
         context,
         checkpoints,
@@ -179,17 +173,12 @@ def web_chunks(
     )
     checkpoints = Checkpoints(context, object_store)
     with timed() as clock:
-        records = {
-            key: checkpoints.compute(
-                # The settings are part of the input: other bounds give other chunks.
-                key,
-                {**page, "chunk_settings": asdict(settings)},
-                lambda key=key, page=page: chunks_record(key, page, settings),
-            )
-            if is_ok(page)
-            else skipped("page_elements", page)
-            for key, page in page_elements.items()
-        }
+        records = checkpoints.each(
+            page_elements,
+            "page_elements",
+            lambda key, page: chunks_record(key, page, settings),
+            settings={"chunk_settings": asdict(settings)},
+        )
     return batch_output(
         context,
         checkpoints,
