@@ -59,10 +59,6 @@ def lookup(store: ObjectStore, partition: str) -> Source:
     )
 
 
-def lookup_many(store: ObjectStore, partitions: Sequence[str]) -> dict[str, Source]:
-    return {p: lookup(store, p) for p in partitions}
-
-
 def resolve(
     store: ObjectStore,
     partitions: Sequence[str],
