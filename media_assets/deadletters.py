@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from media_assets.retry import TRANSIENT_CLASSES
 from resources.storage import ObjectStore
 
 PREFIX = "_dead_letters"
@@ -29,6 +30,17 @@ class DeadLetter:
     last_at: str
     run_id: str
     traceback: str | None = None
+
+
+def settled(store: ObjectStore, partitions: Iterable[str]) -> set[str]:
+    """Partitions whose last failure was permanent: running them again would fail the same way
+    (``media-assets retry`` still can)."""
+    return {
+        p
+        for p in partitions
+        if (letters := for_partition(store, p))
+        and max(letters, key=lambda d: d.last_at).error_class not in TRANSIENT_CLASSES
+    }
 
 
 def _key(partition: str) -> str:

@@ -116,7 +116,8 @@ def ingest(
     force: bool = False,
     refresh: bool = False,
 ) -> IngestReport:
-    """Ingest every manifest URL not yet materialized.
+    """Ingest every manifest URL not yet materialized (nor failed for good: see
+    ``deadletters.settled``).
 
     ``force`` runs materialized URLs again (stages whose inputs are unchanged reuse their
     artifacts and do no work); ``refresh`` also fetches the pages again, and implies ``force``.
@@ -137,7 +138,12 @@ def ingest(
         existing = set(instance.get_dynamic_partitions(partitions_def.name))
         instance.add_dynamic_partitions(partitions_def.name, [k for k in keys if k not in existing])
         done = (
-            set() if force else instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+            set()
+            if force
+            else (
+                instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+                | deadletters.settled(store, keys)
+            )
         )
         run_batches(
             defs.resolve_job_def(JOB_BY_KIND[kind]),

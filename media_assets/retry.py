@@ -11,6 +11,8 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponenti
 
 T = TypeVar("T")
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Error classes (as recorded on failed records and dead letters) worth another try later.
+TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_unavailable"})
 
 
 def is_transient(exc: BaseException) -> bool:

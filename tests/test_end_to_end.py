@@ -52,6 +52,8 @@ def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(
     assert set(letters) == bad
     assert {d.error_class for d in letters.values()} == {"robots_disallow", "http_client_error"}
     assert all(d.asset == "rendered_page" and d.url for d in letters.values())
+    # Nothing left to do: materialized URLs and URLs that failed for good are not run again.
+    assert ingest(manifest, defs, instance).runs == []
 
     index, embedder = defs.resources["vector_index"], defs.resources["embedder"]
     docs_url = f"{site.base_url}/docs/getting-started.html"

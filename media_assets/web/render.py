@@ -19,12 +19,11 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from media_assets.retry import TRANSIENT_HTTP
+from media_assets.retry import TRANSIENT_CLASSES, TRANSIENT_HTTP
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError
 
 RenderStatus = Literal["ok", "failed", "blocked_by_robots", "refused"]
-TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_unavailable"})
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
