@@ -69,11 +69,18 @@ class Checkpoints:
         self.artifacts = ArtifactStore(store, context.asset_key, metadata)
         self.run_id = context.run.run_id
         self.reused: list[str] = []
+        self._previous: dict[str, Record | None] = {}
+
+    def previous(self, key: str) -> Record | None:
+        """The stored artifact of ``key`` from an earlier run, read once per step."""
+        if key not in self._previous:
+            self._previous[key] = self.artifacts.read_or_none(key)
+        return self._previous[key]
 
     def reuse(
         self, key: str, input_sha256: str, accept: Callable[[Record], bool] = lambda _: True
     ) -> Record | None:
-        previous = self.artifacts.read_or_none(key)
+        previous = self.previous(key)
         if (
             previous is not None
             and previous.get("input_sha256") == input_sha256

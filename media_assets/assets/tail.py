@@ -43,7 +43,7 @@ def embed_records(
         if stored:
             records[key] = stored
             continue
-        old = checkpoints.artifacts.read_or_none(key)
+        old = checkpoints.previous(key)
         known: dict[str, np.ndarray] = {}
         if old and old.get("model") == embedder.model_id and "vectors" in old:
             known = dict(
