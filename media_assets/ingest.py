@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from media_assets import deadletters, registry
+from media_assets.assets import CHAINS
 from media_assets.assets.web import REFRESH_TAG
 from media_assets.batching import (
     JOB_BY_KIND,
@@ -32,8 +33,6 @@ from sensors.manifest import read_manifest
 # Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
 LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
 QUIET_LOGS = {"loggers": {"terminal": {"config": {"log_level": LOG_LEVEL}}}}
-FIRST_ASSET = {"web": "rendered_page"}
-LAST_ASSET = {"web": "web_index_rows"}
 
 
 @dataclass
@@ -53,8 +52,8 @@ class IngestReport:
 
 def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str, str]:
     """Each URL's outcome: the first stage's status unless it was ok, then the last stage's."""
-    first = ArtifactStore(store, dg.AssetKey(FIRST_ASSET[kind]), {})
-    last = ArtifactStore(store, dg.AssetKey(LAST_ASSET[kind]), {})
+    first = ArtifactStore(store, dg.AssetKey(CHAINS[kind][0]), {})
+    last = ArtifactStore(store, dg.AssetKey(CHAINS[kind][-1]), {})
     statuses = {}
     for key in keys:
         head = first.read_or_none(key)
@@ -141,7 +140,7 @@ def ingest(
             set()
             if force
             else (
-                instance.get_materialized_partitions(dg.AssetKey(LAST_ASSET[kind]))
+                instance.get_materialized_partitions(dg.AssetKey(CHAINS[kind][-1]))
                 | deadletters.settled(store, keys)
             )
         )

@@ -9,12 +9,10 @@ import dagster as dg
 import pandas as pd
 
 from media_assets import deadletters, registry
+from media_assets.assets import CHAINS
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 
-STAGES = {
-    "web": ["rendered_page", "page_elements", "web_chunks", "web_embeddings", "web_index_rows"]
-}
 STATUS_KEY = "ingest_status/status.parquet"
 
 
@@ -27,7 +25,7 @@ def _state(record: dict | None) -> str:
 def status_frame(store: ObjectStore) -> pd.DataFrame:
     rows = []
     for source in registry.all_sources(store):
-        stages = STAGES.get(source.kind, [])
+        stages = CHAINS.get(source.kind, [])
         records = {
             s: ArtifactStore(store, dg.AssetKey(s), {}).read_or_none(source.key) for s in stages
         }

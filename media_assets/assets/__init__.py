@@ -9,4 +9,7 @@ web_assets = [
     *build_index_tail("web", web_pages, chunks_asset="web_chunks"),
 ]
 
-__all__ = ["web_assets"]
+# Each kind's stages in order, first to last: status, ingest reports and removal read them here.
+CHAINS: dict[str, list[str]] = {"web": [a.key.to_user_string() for a in web_assets]}
+
+__all__ = ["CHAINS", "web_assets"]

@@ -72,6 +72,7 @@ def rendered_page(
             records[key] = stored
     todo = {s.url: k for k, s in sources.items() if k not in records}
     every = max(1, len(todo) // 10)  # about ten progress lines a step, not one per URL
+    rendered: list[str] = []
 
     def checkpoint(url: str, result: RenderResult) -> None:
         key = todo[url]
@@ -82,7 +83,8 @@ def rendered_page(
             "input_sha256": sha256_text(url),
         }
         records[key] = checkpoints.save(key, record)
-        done = len(records) - len(checkpoints.reused)
+        rendered.append(key)
+        done = len(rendered)
         if done % every == 0 or done == len(todo) or result.status != "ok":
             context.log.info(f"rendered {done}/{len(todo)}; last [{result.status}] {url}")
 
