@@ -56,6 +56,20 @@ def site_dir(tmp_path: Path) -> Path:
     return target
 
 
+def write_articles(site_dir: Path, count: int) -> list[str]:
+    """``count`` small static article pages in the site; returns their paths."""
+    for n in range(count):
+        (site_dir / f"article-{n}.html").write_text(
+            f"<html><head><title>Article {n}</title></head><body><main><h1>Article {n}</h1>"
+            f"<p>Article {n} explains how tide tables are computed from harmonic constituents, "
+            f"and why the harbour at station {n} sees its highest water an hour after noon.</p>"
+            f"<h2 id='more'>More</h2><p>Spring tides follow new and full moon; neap tides "
+            f"follow the quarters, and station {n} records both every month.</p></main>"
+            "</body></html>"
+        )
+    return [f"/article-{n}.html" for n in range(count)]
+
+
 @pytest.fixture
 def site(site_dir: Path) -> Iterator[SiteServer]:
     with serve(site_dir) as server:

@@ -15,29 +15,16 @@ from media_assets.demo.server import SiteServer
 from media_assets.manifest import parse_manifest
 from media_assets.status import STATUS_KEY
 from sensors.failures import batch_failure_sensor
-from tests.conftest import needs_chromium
+from tests.conftest import needs_chromium, write_articles
 
 pytestmark = needs_chromium
 ASSETS = ("rendered_page", "page_elements", "web_chunks", "web_embeddings", "web_index_rows")
 
 
-def write_pages(site_dir: Path, count: int) -> list[str]:
-    paths = []
-    for n in range(count):
-        (site_dir / f"item-{n}.html").write_text(
-            f"<html><head><title>Item {n}</title></head><body><article><h1>Item {n}</h1>"
-            f"<p>Item number {n} is a sturdy wooden crate for storing apples through winter, "
-            f"with slatted sides that let the air move and keep fruit from rotting.</p>"
-            "</article></body></html>"
-        )
-        paths.append(f"/item-{n}.html")
-    return paths
-
-
 def test_two_bad_urls_in_a_batch_of_ten(
     site: SiteServer, site_dir: Path, env: dict[str, str], instance: dg.DagsterInstance
 ) -> None:
-    paths = write_pages(site_dir, 8)
+    paths = write_articles(site_dir, 8)
     paths[3:3] = ["/missing-a.html"]
     paths[7:7] = ["/private/internal-notes.html"]  # robots.txt disallows it
     manifest = parse_manifest("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in paths), "jsonl")

@@ -17,24 +17,11 @@ from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from partitions.keys import partition_key
 from resources.io_manager import ArtifactStore
-from tests.conftest import needs_chromium
+from tests.conftest import needs_chromium, write_articles
 from tests.seaweed import WEED, SeaweedS3
 
 pytestmark = needs_chromium
 PAGES = 30
-
-
-def write_pages(site_dir: Path, count: int) -> list[str]:
-    for n in range(count):
-        (site_dir / f"article-{n}.html").write_text(
-            f"<html><head><title>Article {n}</title></head><body><main><h1>Article {n}</h1>"
-            f"<p>Article {n} explains how tide tables are computed from harmonic constituents, "
-            f"and why the harbour at station {n} sees its highest water an hour after noon.</p>"
-            f"<h2 id='more'>More</h2><p>Spring tides follow new and full moon; neap tides "
-            f"follow the quarters, and station {n} records both every month.</p></main>"
-            "</body></html>"
-        )
-    return [f"/article-{n}.html" for n in range(count)]
 
 
 def write_manifest(site: SiteServer, paths: list[str], target: Path) -> Path:
@@ -58,7 +45,7 @@ def clean_run(site: SiteServer, manifest: Path, tmp_path: Path, env: dict[str, s
 def test_sigkill_mid_batch_then_resume(
     site: SiteServer, site_dir: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    paths = write_pages(site_dir, PAGES)
+    paths = write_articles(site_dir, PAGES)
     manifest = write_manifest(site, paths, tmp_path / "manifest.jsonl")
     process_env = {**os.environ, **env, "DAGSTER_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "media_assets.cli", "ingest", str(manifest)]
@@ -114,7 +101,7 @@ def test_s3_down_for_twenty_seconds_during_a_run(
     server = SeaweedS3(tmp_path / "seaweed")
     server.start()
     try:
-        paths = write_pages(site_dir, PAGES)
+        paths = write_articles(site_dir, PAGES)
         manifest = write_manifest(site, paths, tmp_path / "manifest.jsonl")
         s3_env = {
             **env,
