@@ -220,7 +220,9 @@ class PageRenderer:
         async def one(url: str) -> RenderResult:
             result = await self.render(url)
             if on_done:
-                on_done(url, result)
+                # In a thread: a checkpoint write waiting out an S3 outage must not stall the
+                # event loop, or every page in flight would run into its navigation timeout.
+                await asyncio.to_thread(on_done, url, result)
             return result
 
         return list(await asyncio.gather(*(one(u) for u in urls)))
