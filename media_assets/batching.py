@@ -12,8 +12,8 @@ from dagster._core.storage.tags import (
 from media_assets import deadletters
 from resources.storage import ObjectStore
 
-# Kinds whose chain exists, and the job that runs it; other kinds wait in the manifest.
-JOB_BY_KIND = {"web": "web_ingest"}
+# Each kind's job: the whole chain of that kind for a batch of its partitions.
+JOB_BY_KIND = {"web": "web_ingest", "video": "video_ingest"}
 
 
 def contiguous_batches(

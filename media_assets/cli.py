@@ -143,9 +143,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the demo site on 127.0.0.1, ingest its manifest, show a search with its deep link."""
-    from media_assets.demo.server import serve
+    from media_assets.demo.media import make_demo_media
+    from media_assets.demo.server import folder_hook, serve
 
+    media = make_demo_media()  # generated once at set-up; here only if missing
     with serve(port=args.port) as site:
+        site.add_hook(folder_hook("/media/", media))
         # The demo site lives on loopback, which the fetch policy refuses unless allow-listed.
         os.environ.setdefault("MEDIA_ASSETS_ALLOW_HOSTS", "127.0.0.1")
         template = (Path(__file__).parent / "demo" / "manifest.jsonl").read_text()
@@ -158,9 +161,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 manifest=str(manifest), batch_size=50, force=args.force, refresh=args.force
             )
         )
-    query = "how much honey does a colony need in winter"
-    print(f'\nexample: media-assets search "{query}"')
-    cmd_search(argparse.Namespace(query=query, k=3, kind=None, mode="hybrid", json=False))
+    for query, kind in (
+        ("how much honey does a colony need in winter", None),
+        ("how many colonies per hectare for apple pollination", "video"),
+    ):
+        print(f'\nexample: media-assets search{" --kind " + kind if kind else ""} "{query}"')
+        cmd_search(argparse.Namespace(query=query, k=3, kind=kind, mode="hybrid", json=False))
     print(f"\nDagster UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} make ui")
     return code
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from media_assets.assets import web_assets
+from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
 from media_assets.jobs import ingest_jobs
 from media_assets.logs import terminal_logger
@@ -15,7 +15,7 @@ from sensors import batch_failure_sensor, manifest_sensor
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """Definitions with resources configured from ``env`` (the process environment by default)."""
     return dg.Definitions(
-        assets=[*web_assets, ingest_status],
+        assets=[*web_assets, *video_assets, ingest_status],
         jobs=list(ingest_jobs.values()),
         sensors=[manifest_sensor, batch_failure_sensor],
         resources=build_resources(env),

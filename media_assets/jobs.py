@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from media_assets.assets import web_assets
-from partitions import web_pages
+from media_assets.assets import video_assets, web_assets
+from partitions import videos, web_pages
 
 web_ingest = dg.define_asset_job(
     "web_ingest",
@@ -12,4 +12,12 @@ web_ingest = dg.define_asset_job(
     description="Render, extract, chunk, embed and index a batch of web page partitions.",
 )
 
-ingest_jobs = {"web_ingest": web_ingest}
+video_ingest = dg.define_asset_job(
+    "video_ingest",
+    selection=dg.AssetSelection.assets(*video_assets),
+    partitions_def=videos,
+    description="Captions or media, speech, speakers, frames, chapters, chunks, embeddings and "
+    "index rows for a batch of video partitions.",
+)
+
+ingest_jobs = {"web_ingest": web_ingest, "video_ingest": video_ingest}

@@ -13,6 +13,10 @@
 - ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
 - ``MEDIA_ASSETS_BATCH_SIZE``: partitions per sensor-launched run (default 50)
 - ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
+- ``MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD``: ``true`` downloads media even when captions exist
+- ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
+- ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
+- ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from resources.embedder import Embedder, SentenceTransformerEmbedder
 from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import LanceDBIndex, VectorIndex
 from resources.io_manager import ArtifactIOManager
+from resources.speech import (
+    Diarizer,
+    FasterWhisperSpeech,
+    ResemblyzerDiarizer,
+    SpeechToText,
+    TesseractVision,
+    Vision,
+)
 from resources.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from resources.video import VideoPolicy
 
 
 def _list(value: str | None) -> list[str]:
@@ -75,6 +88,13 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
         "embedder": SentenceTransformerEmbedder(),
         "vector_index": index_from(env, data),
+        "video_policy": VideoPolicy(
+            always_download=env.get("MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD", "") == "true",
+            extractors=_list(env.get("MEDIA_ASSETS_VIDEO_EXTRACTORS")) or ["default"],
+        ),
+        "speech": FasterWhisperSpeech(model_dir=env.get("MEDIA_ASSETS_WHISPER_DIR") or None),
+        "diarizer": ResemblyzerDiarizer(),
+        "vision": TesseractVision(language=env.get("MEDIA_ASSETS_OCR_LANGUAGE", "eng")),
         "manifest": ManifestSource(
             path=env.get("MEDIA_ASSETS_MANIFEST", ""),
             batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),
@@ -84,11 +104,15 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 __all__ = [
     "BrowserResource",
+    "Diarizer",
     "Embedder",
     "FetchPolicy",
     "LanceDBIndex",
     "ManifestSource",
     "ObjectStore",
+    "SpeechToText",
     "VectorIndex",
+    "VideoPolicy",
+    "Vision",
     "build_resources",
 ]

@@ -113,10 +113,16 @@ class ArtifactStore:
                 record[field] = decode_parquet(data) if ext == "parquet" else data.decode("utf-8")
         return record
 
+    def blob_key(self, partition: str, name: str) -> str:
+        """Where a stage keeps a partition's binary files (media, frames): beside its record."""
+        return f"{'/'.join(self.asset_key.path)}/{partition}/{name}"
+
     def delete(self, partition: str) -> None:
-        """Remove the partition's record and its sidecar files."""
+        """Remove the partition's record, its sidecar files and its binary files."""
         for ext in {"json", *self.sidecars.values()}:
             self.store.delete(artifact_key(self.asset_key, partition, ext))
+        for key in self.store.list_keys(self.blob_key(partition, "")):
+            self.store.delete(key)
 
     def read_or_none(self, partition: str) -> dict[str, Any] | None:
         try:

@@ -53,6 +53,15 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def put_text(self, key: str, text: str) -> str:
         return self.put(key, text.encode("utf-8"))
 
+    def put_file(self, key: str, path: Path) -> str:
+        return self.put(key, path.read_bytes())
+
+    def get_file(self, key: str, path: Path) -> Path:
+        """Copy the object at ``key`` to a local ``path`` (media tools want files)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.get(key))
+        return path
+
 
 class LocalObjectStore(ObjectStore):
     """Artifacts under a folder on local disk; writes are atomic (temp file + rename)."""

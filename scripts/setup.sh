@@ -34,4 +34,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The demo's uncaptioned videos are generated here (espeak-ng voices over ffmpeg slides).
+.venv/bin/python -m media_assets.demo.media data/demo-media >/dev/null
 echo "setup: ready"

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from media_assets import registry
-from media_assets.assets import web_assets
+from media_assets.assets import video_assets, web_assets
 from media_assets.batching import JOB_BY_KIND, range_tags
 from media_assets.manifest import Manifest, manifest_format, parse_manifest
 from media_assets.removal import remove_sources
@@ -96,7 +96,7 @@ def manifest_sensor(
         for kind, p in PARTITIONS_BY_KIND.items()
     }
     plan = plan_ingest(parsed, existing, manifest.batch_size)
-    remove_sources(object_store, vector_index, plan.removed, web_assets)
+    remove_sources(object_store, vector_index, plan.removed, [*web_assets, *video_assets])
     context.log.info(
         f"{len(parsed.entries)} entries, {len(parsed.problems)} bad lines, "
         f"{len(plan.run_requests)} runs requested, {len(plan.removed)} URLs removed"

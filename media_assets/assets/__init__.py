@@ -1,6 +1,18 @@
 from media_assets.assets.tail import build_index_tail
+from media_assets.assets.video import (
+    captions,
+    chapters,
+    frame_text,
+    key_frames,
+    media,
+    speaker_turns,
+    transcript,
+    video_chunks,
+    video_info,
+    video_segments,
+)
 from media_assets.assets.web import page_elements, rendered_page, web_chunks
-from partitions import web_pages
+from partitions import videos, web_pages
 
 web_assets = [
     rendered_page,
@@ -9,7 +21,24 @@ web_assets = [
     *build_index_tail("web", web_pages, chunks_asset="web_chunks"),
 ]
 
-# Each kind's stages in order, first to last: status, ingest reports and removal read them here.
-CHAINS: dict[str, list[str]] = {"web": [a.key.to_user_string() for a in web_assets]}
+video_assets = [
+    video_info,
+    captions,
+    media,
+    transcript,
+    speaker_turns,
+    key_frames,
+    frame_text,
+    chapters,
+    video_segments,
+    video_chunks,
+    *build_index_tail("video", videos, chunks_asset="video_chunks"),
+]
 
-__all__ = ["CHAINS", "web_assets"]
+ASSETS_BY_KIND = {"web": web_assets, "video": video_assets}
+# Each kind's stages in order, first to last: status, ingest reports and removal read them here.
+CHAINS: dict[str, list[str]] = {
+    kind: [a.key.to_user_string() for a in assets] for kind, assets in ASSETS_BY_KIND.items()
+}
+
+__all__ = ["ASSETS_BY_KIND", "CHAINS", "video_assets", "web_assets"]

@@ -107,7 +107,8 @@ class Checkpoints:
                 "status": "failed",
                 "source_url": upstream.get("source_url"),
                 "error": f"{type(exc).__name__}: {exc}",
-                "error_class": "exception",
+                # Stage errors say what kind they are (corrupt_media, no_video…); others are bugs.
+                "error_class": getattr(exc, "error_class", "exception"),
                 "traceback": traceback.format_exc(),
                 "input_sha256": sha,
             }
@@ -160,7 +161,10 @@ def is_ok(record: Mapping[str, Any]) -> bool:
 
 
 def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
-    """The record a stage writes when its input did not succeed."""
+    """The record a stage writes when its input did not succeed; a record that is itself a skip
+    passes on unchanged, so every later stage names the stage that actually failed."""
+    if record.get("error_class") == "upstream_failed":
+        return {k: v for k, v in record.items() if k != ARTIFACT_HEADER}
     reason = f"{upstream} {record.get('status')}"
     if record.get("error"):
         reason += f": {record['error']}"
@@ -295,6 +299,28 @@ def _add_partition_metadata(
         if preview and is_ok(record):
             own.update(preview(record))
         context.add_asset_metadata(own, partition_key=key)
+
+
+def join_inputs(**inputs: Mapping[str, Record]) -> dict[str, Record]:
+    """Several upstream artifacts per partition as one record ``{name: record}``, ok when all
+    are; otherwise the first one that is not ok, as a skip naming it."""
+    joined: dict[str, Record] = {}
+    for key in next(iter(inputs.values())):
+        # Without storage headers: they change with every run, the content is what counts.
+        records = {
+            name: {k: v for k, v in by_key[key].items() if k != ARTIFACT_HEADER}
+            for name, by_key in inputs.items()
+        }
+        bad = next(((n, r) for n, r in records.items() if not is_ok(r)), None)
+        source_url = next(
+            (r.get("source_url") for r in records.values() if r.get("source_url")), None
+        )
+        joined[key] = (
+            {**records, "status": "ok", "source_url": source_url}
+            if bad is None
+            else skipped(bad[0], {**bad[1], "source_url": source_url})
+        )
+    return joined
 
 
 def text_preview(text: str) -> dg.MetadataValue:

