@@ -51,7 +51,8 @@ class IngestReport:
 
 
 def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str, str]:
-    """Each URL's outcome: the first stage's status unless it was ok, then the last stage's."""
+    """Each URL's outcome: the first stage's status unless it was ok, then the last stage's; a
+    URL whose failure left no artifact is ``failed`` when it has a dead letter."""
     first = ArtifactStore(store, dg.AssetKey(CHAINS[kind][0]), {})
     last = ArtifactStore(store, dg.AssetKey(CHAINS[kind][-1]), {})
     statuses = {}
@@ -59,15 +60,14 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
         head = first.read_or_none(key)
         tail = last.read_or_none(key)
         if head is None:
-            statuses[key] = "missing"
+            statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
         elif head.get("status") != "ok":
             statuses[key] = str(head["status"])
         else:
-            statuses[key] = (
-                "indexed"
-                if tail and tail.get("status") == "ok"
-                else (str(tail.get("status")) if tail else "missing")
-            )
+            if tail:
+                statuses[key] = "indexed" if tail.get("status") == "ok" else str(tail["status"])
+            else:
+                statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
     return statuses
 
 

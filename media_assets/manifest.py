@@ -7,8 +7,9 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from partitions.keys import InvalidURLError, normalize_url, partition_key
@@ -74,10 +75,29 @@ class Manifest:
         return [e for e in self.entries if e.kind == kind]
 
 
+@cache
+def _video_extractors() -> tuple[Any, ...]:
+    """yt-dlp's site extractors, without the generic one (it accepts any URL) and those for news
+    articles (mostly text around an occasional clip). Loading them takes about a second, once."""
+    from yt_dlp.extractor import gen_extractor_classes
+
+    return tuple(
+        ie
+        for ie in gen_extractor_classes()
+        if ie.ie_key() != "Generic" and "Article" not in ie.ie_key()
+    )
+
+
+def is_platform_video(url: str) -> bool:
+    """True when a yt-dlp site extractor claims the URL by its pattern (no request is made)."""
+    return any(ie.suitable(url) for ie in _video_extractors())
+
+
 def detect_kind(url: str) -> Kind:
-    """Kind of a URL given without one: a media file extension makes it a video."""
+    """Kind of a URL given without one: a media file extension, or a URL one of yt-dlp's site
+    extractors recognises (YouTube, Vimeo, …), makes it a video."""
     suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
-    return "video" if suffix in MEDIA_EXTENSIONS else "web"
+    return "video" if suffix in MEDIA_EXTENSIONS or is_platform_video(url) else "web"
 
 
 def _rows_jsonl(text: str) -> Iterable[tuple[int, dict[str, object] | str]]:

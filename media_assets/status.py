@@ -22,6 +22,12 @@ def _state(record: dict | None) -> str:
     return "ok" if record.get("status") == "ok" else "failed"
 
 
+def _video_path(media: dict) -> str | None:
+    """Which way a video went: its platform captions, or the download and models."""
+    path = media.get("path")
+    return {"downloaded": "download", "not needed: captions": "captions"}.get(path, path)
+
+
 def status_frame(store: ObjectStore) -> pd.DataFrame:
     rows = []
     for source in registry.all_sources(store):
@@ -33,13 +39,14 @@ def status_frame(store: ObjectStore) -> pd.DataFrame:
         states = {s: _state(r) for s, r in records.items()}
         first_bad = next((s for s in stages if states[s] != "ok"), None)
         render = records.get("rendered_page") or {}
+        media = records.get("media") or {}
         rows.append(
             {
                 "partition_key": source.key,
                 "url": source.url,
                 "kind": source.kind,
                 "state": "indexed" if first_bad is None else f"{states[first_bad]} at {first_bad}",
-                "path": "render" if source.kind == "web" else None,
+                "path": "render" if source.kind == "web" else _video_path(media),
                 **{f"stage_{s}": st for s, st in states.items()},
                 "last_error": letters[-1].message if letters else None,
                 "error_class": letters[-1].error_class if letters else None,

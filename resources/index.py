@@ -89,6 +89,9 @@ def _connect(uri: str, storage_options: tuple[tuple[str, str], ...]) -> Any:
     return lancedb.connect(uri, storage_options=dict(storage_options) or None)
 
 
+HYBRID_POOL = 20
+
+
 class LanceDBIndex(VectorIndex):
     """LanceDB table at ``uri`` (a folder, or ``s3://bucket/prefix``)."""
 
@@ -183,8 +186,11 @@ class LanceDBIndex(VectorIndex):
             score_field, sign = "_relevance_score", 1.0
         if where:
             query = query.where(where, prefilter=True)
+        # A hybrid query limits both of its halves: with k=1 each half brings its own best and
+        # fusion has nothing to agree on, so fetch a pool and keep the top k after fusion.
+        pool = max(k, HYBRID_POOL) if mode == "hybrid" else k
         hits = []
-        for row in query.limit(k).to_list():
+        for row in query.limit(pool).to_list()[:k]:
             score = float(row.pop(score_field, 0.0))
             row.pop("vector", None)
             hits.append(

@@ -40,7 +40,8 @@ class FasterWhisperSpeech(SpeechToText):
 
     @property
     def engine_id(self) -> str:
-        return f"faster-whisper:{Path(self._dir).name}:{self.compute_type}"
+        name = "tiny.en" if self.model_dir is None else Path(self.model_dir).name
+        return f"faster-whisper:{name}:{self.compute_type}"
 
     def transcribe(self, audio_16k: Path) -> Transcript:
         return transcribe_faster_whisper(

@@ -76,6 +76,14 @@ def site(site_dir: Path) -> Iterator[SiteServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def demo_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's generated media (espeak-ng speech over ffmpeg slides), made once per session."""
+    from media_assets.demo.media import make_demo_media
+
+    return make_demo_media(tmp_path_factory.mktemp("demo-media"))
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """Configuration for a pipeline in a fresh data folder, loopback allow-listed."""

@@ -10,6 +10,7 @@ from media_assets import deadletters
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
+from media_assets.manifest import detect_kind
 from media_assets.search import search
 from partitions.keys import partition_key
 from resources.io_manager import ArtifactStore
@@ -19,10 +20,17 @@ pytestmark = needs_chromium
 DEMO_MANIFEST = Path(__file__).resolve().parents[1] / "media_assets" / "demo" / "manifest.jsonl"
 
 
-def demo_manifest(site: SiteServer, tmp_path: Path) -> Path:
+def demo_manifest(site: SiteServer, tmp_path: Path, kinds: tuple[str, ...] = ("web",)) -> Path:
+    """The demo manifest on ``site``, only its entries of ``kinds`` (the web chain's tests leave
+    the videos to tests/test_video.py)."""
+    lines = DEMO_MANIFEST.read_text().replace("{base}", site.base_url).splitlines()
     path = tmp_path / "manifest.jsonl"
-    path.write_text(DEMO_MANIFEST.read_text().replace("{base}", site.base_url))
+    path.write_text("".join(f"{line}\n" for line in lines if _kind(json.loads(line)) in kinds))
     return path
+
+
+def _kind(row: dict[str, object]) -> str:
+    return str(row.get("kind") or detect_kind(str(row["url"])))
 
 
 def test_demo_site_end_to_end_then_changed_and_gone_pages_replace_their_rows(

@@ -78,6 +78,28 @@ def test_two_ticks_on_one_manifest_give_one_set_of_partitions_and_runs(
     ]
 
 
+def test_video_entries_become_video_partitions_and_video_runs(
+    tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    web = "https://example.com/guide"
+    videos = [
+        "https://example.com/talk.mp4",  # by extension
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ",  # recognised by yt-dlp
+        "https://example.com/keynote-page",  # said so by the manifest
+    ]
+    manifest.write_text(
+        "".join(json.dumps({"url": u}) + "\n" for u in [web, *videos[:2]])
+        + json.dumps({"url": videos[2], "kind": "video"})
+        + "\n"
+    )
+    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
+    result, _ = tick(defs, instance, None)
+    assert instance.get_dynamic_partitions("web_pages") == [partition_key(web)]
+    assert instance.get_dynamic_partitions("videos") == [partition_key(u) for u in videos]
+    assert sorted(r.job_name for r in result.run_requests) == ["video_ingest", "web_ingest"]
+
+
 def test_sensor_without_manifest_says_what_to_set(
     env: dict[str, str], instance: dg.DagsterInstance
 ) -> None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 SITE_DIR = Path(__file__).parent / "site"
 TEXT_TYPES = (
@@ -55,8 +56,17 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
+                    self.server.bytes_sent[self.path.split("?")[0]] += len(body)
                 return True
         return False
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        data = source.read()
+        try:
+            outputfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client stopped reading (ffprobe reads only what it needs)
+        self.server.bytes_sent[self.path.split("?")[0]] += len(data)
 
     def do_GET(self) -> None:
         if not self._hooked():
@@ -70,6 +80,7 @@ class _Handler(SimpleHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     requests: Counter[str]
+    bytes_sent: Counter[str]
     hooks: list[Hook]
 
 
@@ -89,6 +100,11 @@ class SiteServer:
         """Requests seen so far, by path without query."""
         return self._server.requests
 
+    @property
+    def bytes_sent(self) -> Counter[str]:
+        """Response body bytes sent so far, by path without query."""
+        return self._server.bytes_sent
+
     def add_hook(self, hook: Hook) -> None:
         self._server.hooks.append(hook)
 
@@ -97,7 +113,7 @@ class SiteServer:
 def serve(root: Path = SITE_DIR, port: int = 0, host: str = "127.0.0.1") -> Iterator[SiteServer]:
     """Serve ``root`` on a loopback address (``port=0`` picks a free port) until the block ends."""
     server = _Server((host, port), partial(_Handler, directory=str(root)))
-    server.requests, server.hooks = Counter(), []
+    server.requests, server.bytes_sent, server.hooks = Counter(), Counter(), []
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="site-server")
     thread.start()
     try:

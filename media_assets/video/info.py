@@ -6,6 +6,7 @@ pattern (seconds), later ones take tens of milliseconds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,14 @@ def _tracks(offers: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
         lang: [{"ext": t.get("ext"), "url": t.get("url")} for t in formats if t.get("url")]
         for lang, formats in (offers or {}).items()
     }
+
+
+def _title(info: dict[str, Any]) -> str | None:
+    """The title; yt-dlp's html5 extractor numbers a page's media "Title (1)", even when alone."""
+    title = info.get("title")
+    if title and info.get("extractor") == "html5":
+        return re.sub(r" \(\d+\)$", "", title)
+    return title
 
 
 def extract_infos(
@@ -76,7 +85,7 @@ def extract_infos(
                 VideoInfo(
                     url=url,
                     status="ok",
-                    title=info.get("title"),
+                    title=_title(info),
                     uploader=info.get("uploader"),
                     duration_s=info.get("duration"),
                     extractor=info.get("extractor"),

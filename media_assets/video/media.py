@@ -118,7 +118,9 @@ def probe(path: Path, limits: MediaLimits) -> Probe:
         check=False,
     )
     if out.returncode != 0:
-        reason = (out.stderr.strip().splitlines() or ["unreadable"])[-1]
+        # ffprobe names the file first; the cause is what matters ("moov atom not found" …).
+        lines = [line.replace(f"{path}: ", "") for line in out.stderr.strip().splitlines()]
+        reason = "; ".join(dict.fromkeys(lines)) or "unreadable"
         raise MediaError(f"not a readable media file: {reason[:300]}", "corrupt_media")
     data = json.loads(out.stdout or "{}")
     streams = data.get("streams", [])
@@ -168,6 +170,7 @@ def _loudnorm_filter(measured: dict[str, Any] | None = None) -> str:
 def normalize_audio(path: Path, folder: Path) -> NormalizedAudio:
     """Two-pass EBU R128 loudness normalisation to 48 kHz / 16-bit PCM, plus a 16 kHz mono copy
     for the speech models. ``-xerror`` turns a decoding error mid-file into a failure."""
+    folder.mkdir(parents=True, exist_ok=True)
     common = ["ffmpeg", "-hide_banner", "-nostdin", "-xerror", "-i", str(path), "-vn"]
     stderr = _run([*common, "-af", _loudnorm_filter(), "-f", "null", "-"], "decoding the audio")
     measured = json.loads(stderr[stderr.rindex("{") : stderr.rindex("}") + 1])

@@ -105,7 +105,7 @@ def transcribe_faster_whisper(
         if w.word.strip()
     ]
     return Transcript(
-        source=f"faster-whisper:{Path(model_dir).name}",
+        source="faster-whisper",
         language=info.language,
         words=words,
         seconds=round(time.perf_counter() - started, 3),
