@@ -26,3 +26,4 @@ ui: setup
 bench: setup
 	$(VENV)/bin/python bench/web_extraction.py
 	$(VENV)/bin/python bench/web_throughput.py
+	$(VENV)/bin/python bench/video_paths.py

@@ -6,6 +6,7 @@ Keys are relative POSIX paths (``<asset>/<partition>.<ext>``); a backend maps th
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -88,6 +89,27 @@ class LocalObjectStore(ObjectStore):
             raise
         return path.as_uri()
 
+    def put_file(self, key: str, path: Path) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)  # copied beside the target, then renamed: atomic
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target.as_uri()
+
+    def get_file(self, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no artifact at {self._path(key)}") from None
+        return path
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
@@ -159,6 +181,21 @@ class S3ObjectStore(ObjectStore):
     def put(self, key: str, data: bytes) -> str:
         self._retrying(self._s3().put_object, Bucket=self.bucket, Key=self._full(key), Body=data)
         return self.uri(key)
+
+    def put_file(self, key: str, path: Path) -> str:
+        # upload_file streams in parts: a media file never has to fit in memory.
+        self._retrying(self._s3().upload_file, str(path), self.bucket, self._full(key))
+        return self.uri(key)
+
+    def get_file(self, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._retrying(self._s3().download_file, self.bucket, self._full(key), str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"no artifact at {self.uri(key)}") from None
+            raise
+        return path
 
     def get(self, key: str) -> bytes:
         try:

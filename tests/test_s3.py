@@ -30,6 +30,14 @@ def test_object_store_round_trip(s3_env: dict[str, str], tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError, match="missing"):
         store.get("a/missing.json")
     assert store.list_keys("a/") == ["a/p2.html"]
+    # Media files stream both ways without passing through memory whole.
+    media = tmp_path / "clip.bin"
+    media.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: a multipart upload
+    store.put_file("a/p3/original.bin", media)
+    copy = store.get_file("a/p3/original.bin", tmp_path / "back" / "clip.bin")
+    assert copy.read_bytes() == media.read_bytes()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        store.get_file("a/missing.bin", tmp_path / "nothing.bin")
 
 
 @needs_chromium
