@@ -31,6 +31,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code in TRANSIENT_HTTP
+    status = getattr(exc, "status_code", None)  # API SDK errors (cohere's ApiError, …)
+    if isinstance(status, int):
+        return status in TRANSIENT_HTTP
     return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
 
 

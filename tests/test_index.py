@@ -1,6 +1,8 @@
 """The VectorIndex contract. Every backend runs the same suite; a backend that needs a server
 this machine cannot run is skipped with the reason."""
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +12,12 @@ import pytest
 from resources import index_from, object_store_from
 from resources.embedder import SentenceTransformerEmbedder
 from resources.index import LanceDBIndex, VectorIndex
+from resources.weaviate_index import WeaviateIndex
 
 KEY_A, KEY_B = "a" * 16, "b" * 16
 
 
-@pytest.fixture(params=["lancedb", "lancedb-on-s3"])
+@pytest.fixture(params=["lancedb", "lancedb-on-s3", "weaviate"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
     if request.param == "lancedb":
         yield LanceDBIndex(uri=str(tmp_path / "index"))
@@ -29,6 +32,13 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorInde
             },
             tmp_path,
         )
+    elif request.param == "weaviate":
+        url = os.environ.get("WEAVIATE_URL")
+        if not url:
+            pytest.skip("WEAVIATE_URL not set: no Weaviate server can be installed on this machine")
+        weaviate_index = WeaviateIndex(url=url, collection=f"Test{uuid.uuid4().hex[:12]}")
+        yield weaviate_index
+        weaviate_index._connect().collections.delete(weaviate_index.collection)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,208 @@
+"""Weaviate as the ``VectorIndex`` (weaviate-client v4): same rows, same contract as LanceDB.
+
+Object UUIDs are UUID5 of ``source_key/chunk_id``, so writing a chunk again is an upsert; a
+source's rows that its new version no longer has are found by filter and deleted. No Weaviate
+server can be installed on the development machines: the contract suite runs against one when
+``WEAVIATE_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from pydantic import PrivateAttr
+
+from resources.index import (
+    HYBRID_POOL,
+    ROW_FIELDS,
+    IndexWrite,
+    SearchHit,
+    SearchMode,
+    VectorIndex,
+    _check_keys,
+)
+
+MAX_ROWS_PER_SOURCE = 10_000
+
+
+def chunk_uuid(source_key: str, chunk_id: str) -> str:
+    from weaviate.util import generate_uuid5
+
+    return str(generate_uuid5(f"{source_key}/{chunk_id}"))
+
+
+class WeaviateIndex(VectorIndex):
+    """A Weaviate collection holding the common chunk schema and one self-provided vector.
+
+    ``url`` is the HTTP endpoint (``http://host:8080``); gRPC is on ``grpc_port`` of the same host.
+    The API key, when the server wants one, comes from ``WEAVIATE_API_KEY`` in the environment.
+    """
+
+    url: str
+    grpc_port: int = 50051
+    collection: str = "Chunks"
+    batch_size: int = 200
+    _client: Any = PrivateAttr(default=None)
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            import weaviate
+            from weaviate.classes.init import Auth
+
+            parts = urlsplit(self.url)
+            secure = parts.scheme == "https"
+            key = os.environ.get("WEAVIATE_API_KEY")
+            self._client = weaviate.connect_to_custom(
+                http_host=parts.hostname or "localhost",
+                http_port=parts.port or (443 if secure else 80),
+                http_secure=secure,
+                grpc_host=parts.hostname or "localhost",
+                grpc_port=self.grpc_port,
+                grpc_secure=secure,
+                auth_credentials=Auth.api_key(key) if key else None,
+            )
+        return self._client
+
+    def _collection(self, create: bool = False) -> Any:
+        from weaviate.classes.config import Configure, DataType, Property, Tokenization
+
+        client = self._connect()
+        if not client.collections.exists(self.collection):
+            if not create:
+                return None
+            types = {"string": DataType.TEXT, "double": DataType.NUMBER}
+            client.collections.create(
+                self.collection,
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(
+                        name=name,
+                        data_type=DataType.TEXT_ARRAY
+                        if str(kind).startswith("list")
+                        else types[str(kind)],
+                        # keys and links are matched exactly, not as words
+                        tokenization=Tokenization.FIELD
+                        if name not in ("text", "title", "section")
+                        and not str(kind).startswith(("double", "list"))
+                        else None,
+                    )
+                    for name, kind in ROW_FIELDS
+                ],
+            )
+        return client.collections.get(self.collection)
+
+    def _stored(self, collection: Any, keys: Sequence[str]) -> dict[str, str]:
+        """uuid -> source_key of every stored row of ``keys``."""
+        from weaviate.classes.query import Filter
+
+        found = collection.query.fetch_objects(
+            filters=Filter.by_property("source_key").contains_any(list(keys)),
+            limit=MAX_ROWS_PER_SOURCE * len(keys),
+            return_properties=["source_key"],
+        )
+        return {str(o.uuid): o.properties["source_key"] for o in found.objects}
+
+    def replace_sources(
+        self, rows: Sequence[dict[str, Any]], vectors: np.ndarray, source_keys: Sequence[str]
+    ) -> IndexWrite:
+        from weaviate.classes.query import Filter
+
+        if not source_keys:
+            return IndexWrite(0, 0)
+        _check_keys(list(source_keys))
+        collection = self._collection(create=bool(rows))
+        if collection is None:
+            return IndexWrite(0, 0)
+        before = self._stored(collection, source_keys)
+        written = set()
+        with collection.batch.fixed_size(batch_size=self.batch_size) as batch:
+            for row, vector in zip(rows, vectors, strict=True):
+                uuid = chunk_uuid(row["source_key"], row["chunk_id"])
+                props = {name: row.get(name) for name, _ in ROW_FIELDS}
+                batch.add_object(properties=props, uuid=uuid, vector=vector.tolist())
+                written.add(uuid)
+        failed = collection.batch.failed_objects
+        if failed:
+            raise RuntimeError(
+                f"Weaviate rejected {len(failed)} of {len(rows)} rows; first: {failed[0].message}"
+            )
+        stale = [uuid for uuid in before if uuid not in written]
+        if stale:
+            collection.data.delete_many(where=Filter.by_id().contains_any(stale))
+        return IndexWrite(upserted=len(rows), deleted=len(stale))
+
+    def delete_sources(self, source_keys: Sequence[str]) -> int:
+        from weaviate.classes.query import Filter
+
+        _check_keys(list(source_keys))
+        collection = self._collection() if source_keys else None
+        if collection is None:
+            return 0
+        result = collection.data.delete_many(
+            where=Filter.by_property("source_key").contains_any(list(source_keys))
+        )
+        return int(result.successful)
+
+    def search(
+        self,
+        text: str,
+        vector: np.ndarray | None,
+        *,
+        k: int = 5,
+        kind: str | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]:
+        from weaviate.classes.query import Filter, MetadataQuery
+
+        collection = self._collection()
+        if collection is None:
+            return []
+        where = Filter.by_property("kind").equal(kind) if kind in ("web", "video") else None
+        metadata = MetadataQuery(score=True, distance=True)
+        if mode == "text":
+            found = collection.query.bm25(
+                query=text, limit=k, filters=where, return_metadata=metadata
+            )
+        elif mode == "vector":
+            found = collection.query.near_vector(
+                near_vector=np.asarray(vector).tolist(),
+                limit=k,
+                filters=where,
+                return_metadata=metadata,
+            )
+        else:
+            found = collection.query.hybrid(
+                query=text,
+                vector=np.asarray(vector).tolist(),
+                limit=max(k, HYBRID_POOL),
+                filters=where,
+                return_metadata=metadata,
+            )
+        hits = []
+        for obj in found.objects[:k]:
+            score = (
+                1.0 - float(obj.metadata.distance or 0.0)
+                if mode == "vector"
+                else float(obj.metadata.score or 0.0)
+            )
+            hits.append(SearchHit(score=score, row=dict(obj.properties)))
+        return hits
+
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        collection = self._collection()
+        if collection is None:
+            return []
+        return [
+            dict(o.properties)
+            for o in collection.iterator()
+            if source_key is None or o.properties["source_key"] == source_key
+        ]
+
+    def teardown_after_execution(self, context: Any) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
