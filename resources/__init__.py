@@ -17,6 +17,14 @@
 - ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
 - ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
 - ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
+
+Production backends (each selected by one variable; see the README's Production section):
+
+- ``MEDIA_ASSETS_INDEX_BACKEND=weaviate`` with ``WEAVIATE_URL`` (``WEAVIATE_API_KEY``)
+- ``MEDIA_ASSETS_EMBEDDER=cohere`` and ``MEDIA_ASSETS_VISION=cohere`` with ``COHERE_API_KEY``
+  (``COHERE_BASE_URL`` for a proxy or a compatible server)
+- ``MEDIA_ASSETS_SPEECH=whisperx`` (``MEDIA_ASSETS_WHISPER_DIR``, ``MEDIA_ASSETS_ALIGN_DIR``) and
+  ``MEDIA_ASSETS_DIARIZER=pyannote`` (``MEDIA_ASSETS_PYANNOTE_DIR``), on ``MEDIA_ASSETS_DEVICE``
 """
 
 from __future__ import annotations
@@ -62,7 +70,14 @@ def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
     )
 
 
-def index_from(env: Mapping[str, str], data: Path) -> LanceDBIndex:
+def index_from(env: Mapping[str, str], data: Path) -> VectorIndex:
+    if env.get("MEDIA_ASSETS_INDEX_BACKEND", "lancedb") == "weaviate":
+        from resources.weaviate_index import WeaviateIndex
+
+        return WeaviateIndex(
+            url=_required(env, "WEAVIATE_URL", "the Weaviate backend"),
+            grpc_port=int(env.get("WEAVIATE_GRPC_PORT", "50051")),
+        )
     uri = env.get("MEDIA_ASSETS_INDEX_URI") or str(data / "index")
     options: dict[str, str] = {}
     if uri.startswith("s3://"):
@@ -72,6 +87,59 @@ def index_from(env: Mapping[str, str], data: Path) -> LanceDBIndex:
             options["endpoint"] = endpoint
             options["allow_http"] = str(endpoint.startswith("http://")).lower()
     return LanceDBIndex(uri=uri, storage_options=options)
+
+
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise ValueError(f"{what} needs {name} in the environment")
+    return value
+
+
+def embedder_from(env: Mapping[str, str]) -> Embedder:
+    if env.get("MEDIA_ASSETS_EMBEDDER", "minilm") == "cohere":
+        from resources.cohere_backends import CohereEmbedder
+
+        return CohereEmbedder(
+            model=env.get("MEDIA_ASSETS_COHERE_EMBED_MODEL", "embed-english-v3.0"),
+            output_dimension=int(env.get("MEDIA_ASSETS_COHERE_EMBED_DIM", "1024")),
+            base_url=env.get("COHERE_BASE_URL") or None,
+        )
+    return SentenceTransformerEmbedder()
+
+
+def speech_from(env: Mapping[str, str]) -> SpeechToText:
+    if env.get("MEDIA_ASSETS_SPEECH", "faster-whisper") == "whisperx":
+        from resources.gpu_engines import WhisperXSpeech
+
+        return WhisperXSpeech(
+            model_dir=_required(env, "MEDIA_ASSETS_WHISPER_DIR", "the whisperx engine"),
+            align_model_dir=env.get("MEDIA_ASSETS_ALIGN_DIR") or None,
+            device=env.get("MEDIA_ASSETS_DEVICE", "cuda"),
+        )
+    return FasterWhisperSpeech(model_dir=env.get("MEDIA_ASSETS_WHISPER_DIR") or None)
+
+
+def diarizer_from(env: Mapping[str, str]) -> Diarizer:
+    if env.get("MEDIA_ASSETS_DIARIZER", "resemblyzer") == "pyannote":
+        from resources.gpu_engines import PyannoteDiarizer
+
+        return PyannoteDiarizer(
+            pipeline_dir=_required(env, "MEDIA_ASSETS_PYANNOTE_DIR", "the pyannote engine"),
+            device=env.get("MEDIA_ASSETS_DEVICE", "cuda"),
+        )
+    return ResemblyzerDiarizer()
+
+
+def vision_from(env: Mapping[str, str]) -> Vision:
+    if env.get("MEDIA_ASSETS_VISION", "tesseract") == "cohere":
+        from resources.cohere_backends import CohereVision
+
+        return CohereVision(
+            model=env.get("MEDIA_ASSETS_COHERE_VISION_MODEL", "command-a-vision-07-2025"),
+            base_url=env.get("COHERE_BASE_URL") or None,
+        )
+    return TesseractVision(language=env.get("MEDIA_ASSETS_OCR_LANGUAGE", "eng"))
 
 
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -86,15 +154,15 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4")),
         ),
         "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
-        "embedder": SentenceTransformerEmbedder(),
+        "embedder": embedder_from(env),
         "vector_index": index_from(env, data),
         "video_policy": VideoPolicy(
             always_download=env.get("MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD", "") == "true",
             extractors=_list(env.get("MEDIA_ASSETS_VIDEO_EXTRACTORS")) or ["default"],
         ),
-        "speech": FasterWhisperSpeech(model_dir=env.get("MEDIA_ASSETS_WHISPER_DIR") or None),
-        "diarizer": ResemblyzerDiarizer(),
-        "vision": TesseractVision(language=env.get("MEDIA_ASSETS_OCR_LANGUAGE", "eng")),
+        "speech": speech_from(env),
+        "diarizer": diarizer_from(env),
+        "vision": vision_from(env),
         "manifest": ManifestSource(
             path=env.get("MEDIA_ASSETS_MANIFEST", ""),
             batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),

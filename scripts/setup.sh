@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(chromium ffmpeg tesseract-ocr espeak-ng fonts-dejavu-core fonts-liberation)
+APT_PACKAGES=(chromium ffmpeg tesseract-ocr espeak-ng fonts-dejavu-core fonts-liberation postgresql)
 PYTHON=${PYTHON:-python3.11}
 
 missing=()

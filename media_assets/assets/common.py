@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 
 from media_assets import contracts, deadletters
+from media_assets.k8s import step_tags
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
 
@@ -41,8 +42,10 @@ def url_asset(
     sidecars: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> Callable[..., dg.AssetsDefinition]:
-    """``dg.asset`` with the settings every URL-partitioned stage shares."""
+    """``dg.asset`` with the settings every URL-partitioned stage shares, placed on the GPU or
+    CPU node pool by its concurrency ``pool`` when it runs on Kubernetes."""
     return dg.asset(
+        op_tags=step_tags(kwargs.get("pool")),
         partitions_def=partitions_def,
         code_version=code_version,
         kinds=kinds,

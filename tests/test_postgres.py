@@ -1,0 +1,89 @@
+"""The production instance storage for real: deploy/dagster.yaml's PostgreSQL storage on a local
+PostgreSQL server, the sensor and a batch of URLs against it, partition status read back."""
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import SiteServer
+from media_assets.ingest import ingest
+from partitions.keys import partition_key
+from tests.conftest import needs_chromium, write_articles
+from tests.postgres import LocalPostgres, postgres_bin
+from tests.test_sensor import tick
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+pytestmark = [
+    needs_chromium,
+    pytest.mark.skipif(
+        postgres_bin() is None, reason="PostgreSQL not installed: apt-get install postgresql"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[LocalPostgres]:
+    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
+    folder.chmod(0o755)  # the server may run as the `postgres` user
+    server = LocalPostgres(folder / "pg")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_instance(
+    postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dg.DagsterInstance]:
+    for name, value in {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_DB": "postgres",
+        "DAGSTER_PG_USERNAME": "postgres",
+        "DAGSTER_PG_PASSWORD": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    storage = yaml.safe_load(DEPLOY.read_text())["storage"]
+    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+        yield instance
+
+
+def test_sensor_and_batch_on_the_production_postgres_storage(
+    site: SiteServer,
+    site_dir: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    pg_instance: dg.DagsterInstance,
+) -> None:
+    assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(pg_instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    urls = [site.base_url + path for path in write_articles(site_dir, 4)]
+    manifest = tmp_path / "urls.jsonl"
+    manifest.write_text("".join(f'{{"url": "{u}"}}\n' for u in [*urls, f"{site.base_url}/nope"]))
+    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
+    result, _ = tick(defs, pg_instance, None)
+    assert len(result.run_requests) == 1
+    assert len(pg_instance.get_dynamic_partitions("web_pages")) == 5
+
+    ingest(manifest, defs, pg_instance)
+    good = {partition_key(u) for u in urls}
+    assert pg_instance.get_materialized_partitions(dg.AssetKey("web_index_rows")) == good
+    records = pg_instance.get_run_records()
+    # the batch with the 404 failed; its good URLs ran again and succeeded
+    assert {r.dagster_run.status for r in records} == {
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.SUCCESS,
+    }
+    statuses = pg_instance.get_status_by_partition(
+        dg.AssetKey("rendered_page"),
+        pg_instance.get_dynamic_partitions("web_pages"),
+        build_definitions(env).resolve_assets_def("rendered_page").partitions_def,
+    )
+    assert statuses is not None
+    assert sum(1 for s in statuses.values() if str(s).endswith("MATERIALIZED")) == 4
