@@ -141,6 +141,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve Prometheus metrics computed from the instance and the status table at each scrape."""
+    import time
+
+    from media_assets.definitions import defs
+    from media_assets.metrics import serve_metrics
+
+    server = serve_metrics(defs, _instance(), args.port)
+    print(f"metrics on http://127.0.0.1:{server.server_address[1]}/metrics (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the demo site on 127.0.0.1, ingest its manifest, show a search with its deep link."""
     from media_assets.demo.media import make_demo_media
@@ -206,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_retry)
     p = sub.add_parser("status", help="per-URL state of every stage, summed up")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("metrics", help="serve Prometheus metrics on 127.0.0.1")
+    p.add_argument("--port", type=int, default=9108)
+    p.set_defaults(func=cmd_metrics)
     p = sub.add_parser("demo", help="serve the demo site and ingest it")
     p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))
     p.add_argument("--force", action="store_true")

@@ -9,7 +9,7 @@ from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
 from media_assets.jobs import ingest_jobs
 from media_assets.k8s import k8s_executor
-from media_assets.logs import terminal_logger
+from media_assets.logs import json_logger, terminal_logger
 from resources import build_resources
 from sensors import batch_failure_sensor, manifest_sensor
 
@@ -29,7 +29,11 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
         jobs=list(ingest_jobs.values()),
         sensors=[manifest_sensor, batch_failure_sensor],
         resources=build_resources(env),
-        loggers={"terminal": terminal_logger, "console": dg.colored_console_logger},
+        loggers={
+            "terminal": terminal_logger,
+            "json": json_logger,
+            "console": dg.colored_console_logger,
+        },
         executor=_executor(env),
     )
 

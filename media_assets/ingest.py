@@ -32,7 +32,9 @@ from sensors.manifest import read_manifest
 
 # Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
 LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
-QUIET_LOGS = {"loggers": {"terminal": {"config": {"log_level": LOG_LEVEL}}}}
+# One short line per event for a person at a terminal; JSON lines for a log collector.
+LOGGER = "json" if os.environ.get("MEDIA_ASSETS_LOG_FORMAT") == "json" else "terminal"
+QUIET_LOGS = {"loggers": {LOGGER: {"config": {"log_level": LOG_LEVEL}}}}
 
 
 @dataclass

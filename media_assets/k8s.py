@@ -23,9 +23,7 @@ GPU_STEP: dict[str, Any] = {
     },
     "pod_spec_config": {
         "node_selector": {"media-assets/pool": "gpu"},
-        "tolerations": [
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-        ],
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     },
 }
 CPU_STEP: dict[str, Any] = {

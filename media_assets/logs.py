@@ -4,6 +4,7 @@ Dagster's console logger prints each failed step with its full stack trace; a UR
 an expected outcome here, already recorded in the dead letters, so one line says enough.
 """
 
+import json
 import logging
 import sys
 
@@ -42,5 +43,46 @@ def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ShortFormatter())
     handler.addFilter(_not_a_consequence)
+    log.addHandler(handler)
+    return log
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: run, job, stage, event type, and for each materialization the
+    partition key and URL it was about, so a log store can follow one URL through the chain."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, META, None) or {}
+        event = meta.get("dagster_event")
+        line: dict[str, object] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "run_id": meta.get("run_id"),
+            "job": meta.get("job_name"),
+            "stage": meta.get("step_key"),
+            "event": event.event_type_value if event is not None else None,
+            "message": str(meta.get("orig_message") or record.getMessage())[:2000],
+        }
+        if event is not None and event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            line["asset"] = materialization.asset_key.to_user_string()
+            line["partition_key"] = materialization.partition
+            url = materialization.metadata.get("source_url")
+            line["url"] = url.value if url is not None else None
+            status = materialization.metadata.get("status")
+            line["status"] = status.value if status is not None else None
+        if event is not None and event.is_step_failure and event.step_failure_data:
+            line["message"] = event.step_failure_data.error.message.strip()[:2000]
+        return json.dumps(line, default=str)
+
+
+@dg.logger(
+    {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    description="Structured JSON lines for log collectors (MEDIA_ASSETS_LOG_FORMAT=json).",
+)
+def json_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    log = logging.Logger("media_assets.json", init_context.logger_config["log_level"])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
     log.addHandler(handler)
     return log

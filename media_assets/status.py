@@ -52,6 +52,7 @@ def status_frame(store: ObjectStore) -> pd.DataFrame:
                 "error_class": letters[-1].error_class if letters else None,
                 "attempts": sum(d.attempts for d in letters),
                 "render_ms": (render.get("timings_ms") or {}).get("total"),
+                "fetch_attempts": render.get("attempts"),
             }
         )
     return pd.DataFrame(rows)
