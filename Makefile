@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; both set up what is missing first.
-.PHONY: setup run test lint ui bench
+.PHONY: setup run test test-gpu lint ui bench
 
 VENV := .venv
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
@@ -15,6 +15,12 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest
+
+# whisperx and pyannote pin a CUDA torch (several GB): their own virtualenv, never .venv.
+test-gpu: setup
+	@[ -x .venv-gpu/bin/python ] || python3.11 -m venv .venv-gpu
+	.venv-gpu/bin/pip install -q -e ".[gpu,dev]"
+	.venv-gpu/bin/python -m pytest tests/test_gpu_engines.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
