@@ -7,6 +7,7 @@ an expected outcome here, already recorded in the dead letters, so one line says
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -39,10 +40,20 @@ def _not_a_consequence(record: logging.LogRecord) -> bool:
     description="One short line per event, no stack traces (they stay in the run's event log).",
 )
 def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    log = logging.Logger("media_assets.terminal", init_context.logger_config["log_level"])
+    return _stderr_logger("terminal", init_context, ShortFormatter(), _not_a_consequence)
+
+
+def _stderr_logger(
+    name: str,
+    init_context: dg.InitLoggerContext,
+    formatter: logging.Formatter,
+    keep: Callable[[logging.LogRecord], bool] | None = None,
+) -> logging.Logger:
+    log = logging.Logger(f"media_assets.{name}", init_context.logger_config["log_level"])
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(ShortFormatter())
-    handler.addFilter(_not_a_consequence)
+    handler.setFormatter(formatter)
+    if keep is not None:
+        handler.addFilter(keep)
     log.addHandler(handler)
     return log
 
@@ -81,8 +92,4 @@ class JsonFormatter(logging.Formatter):
     description="Structured JSON lines for log collectors (MEDIA_ASSETS_LOG_FORMAT=json).",
 )
 def json_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    log = logging.Logger("media_assets.json", init_context.logger_config["log_level"])
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    log.addHandler(handler)
-    return log
+    return _stderr_logger("json", init_context, JsonFormatter())

@@ -143,6 +143,48 @@ class Checkpoints:
         )
 
 
+def run_stage(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    inputs: Mapping[str, Record],
+    work: Callable[[str, Record], Record],
+    *,
+    upstream: str = "inputs",
+    settings: Mapping[str, Any] | None = None,
+    preview: Callable[[Record], dict[str, Any]] | None = None,
+    totals: Callable[[dict[str, Record]], dict[str, Any]] | None = None,
+) -> dg.Output:
+    """The body of a per-URL stage: ``work(key, input)`` for every partition whose input
+    succeeded, stored results reused when input and settings are unchanged, then the batch's
+    output and readable metadata."""
+    checkpoints = Checkpoints(context, store)
+    with timed() as clock:
+        records = checkpoints.each(inputs, upstream, work, settings)
+    return batch_output(
+        context,
+        checkpoints,
+        records,
+        clock["seconds"],
+        preview,
+        **(totals(records) if totals else {}),
+    )
+
+
+def blob_store(context: dg.AssetExecutionContext, store: ObjectStore) -> ArtifactStore:
+    """This asset's artifact store, for stages that keep binary files beside their records."""
+    return ArtifactStore(
+        store, context.asset_key, context.assets_def.metadata_by_key[context.asset_key]
+    )
+
+
+def chunks_preview(record: Record) -> dict[str, Any]:
+    chunks = record["chunks"]
+    return {
+        "chunks": len(chunks),
+        "first_chunk": text_preview(chunks[0]["text"]) if chunks else "",
+    }
+
+
 def checked(asset: str, record: Record) -> Record:
     """``record``, or a permanent failure naming the schema it breaks (checked once per record)."""
     if not is_ok(record) or record.get(ARTIFACT_HEADER):

@@ -16,8 +16,11 @@ from media_assets.assets.common import (
     Checkpoints,
     Record,
     batch_output,
+    blob_store,
+    chunks_preview,
     is_ok,
     join_inputs,
+    run_stage,
     text_preview,
     timed,
     url_asset,
@@ -142,21 +145,15 @@ def captions(
 ) -> dg.Output:
     """The platform's captions as timed cues (manual before automatic, preferred language first,
     VTT before SRT); the media file is never requested on this path."""
-    checkpoints = Checkpoints(context, object_store)
     languages = video_policy.caption_languages
-    with timed() as clock:
-        records = checkpoints.each(
-            video_info,
-            "video_info",
-            lambda _, info: captions_record(info, languages, fetch_policy),
-            settings={"languages": languages},
-        )
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"path": r["path"], "cues": len(r["cues"])},
+        object_store,
+        video_info,
+        lambda _, info: captions_record(info, languages, fetch_policy),
+        upstream="video_info",
+        settings={"languages": languages},
+        preview=lambda r: {"path": r["path"], "cues": len(r["cues"])},
     )
 
 
@@ -219,22 +216,21 @@ def media(
     """The media, only when there are no captions (or configuration says always): capped
     download, SHA-256, an ffprobe contract, two-pass EBU R128 loudness to 48 kHz PCM plus a
     16 kHz mono copy. Otherwise a "not needed: captions" record."""
-    checkpoints = Checkpoints(context, object_store)
-    policy = video_policy
-    with timed() as clock:
-        records = checkpoints.each(
-            join_inputs(video_info=video_info, captions=captions),
-            "inputs",
-            lambda key, src: media_stage(key, src, policy, checkpoints.artifacts),
-            settings={"limits": asdict(policy.limits()), "always": policy.always_download},
-        )
-    return batch_output(
+    policy, blobs = video_policy, blob_store(context, object_store)
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"path": r["path"], "bytes": r.get("bytes", 0), "duration_s": r["duration_s"]},
-        bytes_downloaded=sum(int(r.get("bytes", 0)) for r in records.values()),
+        object_store,
+        join_inputs(video_info=video_info, captions=captions),
+        lambda key, source: media_stage(key, source, policy, blobs),
+        settings={"limits": asdict(policy.limits()), "always": policy.always_download},
+        preview=lambda r: {
+            "path": r["path"],
+            "bytes": r.get("bytes", 0),
+            "duration_s": r["duration_s"],
+        },
+        totals=lambda records: {
+            "bytes_downloaded": sum(int(r.get("bytes", 0)) for r in records.values())
+        },
     )
 
 
@@ -269,28 +265,26 @@ def transcript(
     media: dict[str, Record],
 ) -> dg.Output:
     """Words with times: from the captions, or speech recognition on the 16 kHz audio."""
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(
-            join_inputs(captions=captions, media=media),
-            "inputs",
-            lambda _, src: transcript_record(src, speech, object_store),
-            settings={"engine": speech.engine_id},
-        )
-    heard = sum(r.get("audio_s", 0) for r in records.values() if is_ok(r))
-    spent = sum(r.get("seconds", 0) for r in records.values() if is_ok(r))
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {
+        object_store,
+        join_inputs(captions=captions, media=media),
+        lambda _, source: transcript_record(source, speech, object_store),
+        settings={"engine": speech.engine_id},
+        preview=lambda r: {
             "source": r["source"],
             "words": len(r["words"]),
             "text": text_preview(r["text"]),
         },
-        real_time_factor=round(spent / heard, 3) if heard else 0.0,
+        totals=_real_time_factor,
     )
+
+
+def _real_time_factor(records: dict[str, Record]) -> dict[str, float]:
+    """Seconds of recognition per second of audio heard, over the batch."""
+    heard = sum(r.get("audio_s", 0) for r in records.values() if is_ok(r))
+    spent = sum(r.get("seconds", 0) for r in records.values() if is_ok(r))
+    return {"real_time_factor": round(spent / heard, 3) if heard else 0.0}
 
 
 def speaker_record(source: Record, diarizer: Diarizer, store: ObjectStore) -> Record:
@@ -322,20 +316,13 @@ def speaker_turns(
     media: dict[str, Record],
 ) -> dg.Output:
     """Who spoke when, and each word with its speaker (caption voice tags on the caption path)."""
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(
-            join_inputs(transcript=transcript, media=media),
-            "inputs",
-            lambda _, src: speaker_record(src, diarizer, object_store),
-            settings={"engine": diarizer.engine_id},
-        )
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"speakers": ", ".join(r["speakers"]), "turns": len(r["turns"])},
+        object_store,
+        join_inputs(transcript=transcript, media=media),
+        lambda _, source: speaker_record(source, diarizer, object_store),
+        settings={"engine": diarizer.engine_id},
+        preview=lambda r: {"speakers": ", ".join(r["speakers"]), "turns": len(r["turns"])},
     )
 
 
@@ -369,20 +356,15 @@ def key_frames(
 ) -> dg.Output:
     """JPEG frames at scene cuts and by the clock, near-duplicates dropped, capped in number;
     skipped on the caption path unless configuration asks for them."""
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(
-            media,
-            "media",
-            lambda key, m: frames_record(key, m, video_policy, checkpoints.artifacts),
-            settings={"frames": asdict(video_policy.frames())},
-        )
-    return batch_output(
+    blobs = blob_store(context, object_store)
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"path": r["path"], "frames": len(r["frames"])},
+        object_store,
+        media,
+        lambda key, m: frames_record(key, m, video_policy, blobs),
+        upstream="media",
+        settings={"frames": asdict(video_policy.frames())},
+        preview=lambda r: {"path": r["path"], "frames": len(r["frames"])},
     )
 
 
@@ -411,20 +393,17 @@ def frame_text(
     key_frames: dict[str, Record],
 ) -> dg.Output:
     """Text on the key frames; the same text on consecutive frames is one span."""
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(
-            key_frames,
-            "key_frames",
-            lambda _, frames: frame_text_record(frames, vision, object_store),
-            settings={"engine": vision.engine_id},
-        )
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"spans": len(r["spans"]), "first": r["spans"][0]["text"] if r["spans"] else ""},
+        object_store,
+        key_frames,
+        lambda _, frames: frame_text_record(frames, vision, object_store),
+        upstream="key_frames",
+        settings={"engine": vision.engine_id},
+        preview=lambda r: {
+            "spans": len(r["spans"]),
+            "first": r["spans"][0]["text"] if r["spans"] else "",
+        },
     )
 
 
@@ -478,25 +457,19 @@ def chapters(
 ) -> dg.Output:
     """The platform's chapters, else boundaries from silences, speaker changes, topic shifts and
     scene cuts; chapters cover the video without overlap."""
-    checkpoints = Checkpoints(context, object_store)
-    inputs = join_inputs(
-        video_info=video_info,
-        media=media,
-        speaker_turns=speaker_turns,
-        key_frames=key_frames,
-        frame_text=frame_text,
-    )
-    with timed() as clock:
-        records = checkpoints.each(
-            inputs, "inputs", lambda _, src: chapters_record(src, embedder),
-            settings={"embedding_model": embedder.model_id},
-        )  # fmt: skip
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {"chapters": " | ".join(c["title"] for c in r["chapters"])[:400]},
+        object_store,
+        join_inputs(
+            video_info=video_info,
+            media=media,
+            speaker_turns=speaker_turns,
+            key_frames=key_frames,
+            frame_text=frame_text,
+        ),
+        lambda _, source: chapters_record(source, embedder),
+        settings={"embedding_model": embedder.model_id},
+        preview=lambda r: {"chapters": " | ".join(c["title"] for c in r["chapters"])[:400]},
     )
 
 
@@ -529,17 +502,18 @@ def video_segments(
 ) -> dg.Output:
     """Fixed time buckets carrying the words, speakers, on-screen text, scene and chapter of
     their span: the fused record the chunks are cut from."""
-    checkpoints = Checkpoints(context, object_store)
-    inputs = join_inputs(
-        speaker_turns=speaker_turns, key_frames=key_frames, frame_text=frame_text, chapters=chapters
-    )
-    with timed() as clock:
-        records = checkpoints.each(
-            inputs, "inputs", lambda _, src: segments_record(src, video_policy.segment_s),
-            settings={"segment_s": video_policy.segment_s},
-        )  # fmt: skip
-    return batch_output(
-        context, checkpoints, records, clock["seconds"], lambda r: {"segments": len(r["segments"])}
+    return run_stage(
+        context,
+        object_store,
+        join_inputs(
+            speaker_turns=speaker_turns,
+            key_frames=key_frames,
+            frame_text=frame_text,
+            chapters=chapters,
+        ),
+        lambda _, source: segments_record(source, video_policy.segment_s),
+        settings={"segment_s": video_policy.segment_s},
+        preview=lambda r: {"segments": len(r["segments"])},
     )
 
 
@@ -571,17 +545,10 @@ def video_chunks(
 ) -> dg.Output:
     """Time-coded chunks in the common schema, each linking to its moment (``#t=`` or the
     platform's own time parameter)."""
-    checkpoints = Checkpoints(context, object_store)
-    inputs = join_inputs(video_info=video_info, chapters=chapters, video_segments=video_segments)
-    with timed() as clock:
-        records = checkpoints.each(inputs, "inputs", video_chunks_record)
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {
-            "chunks": len(r["chunks"]),
-            "first_chunk": text_preview(r["chunks"][0]["text"]) if r["chunks"] else "",
-        },
+        object_store,
+        join_inputs(video_info=video_info, chapters=chapters, video_segments=video_segments),
+        video_chunks_record,
+        preview=chunks_preview,
     )

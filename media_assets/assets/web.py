@@ -9,8 +9,9 @@ from media_assets.assets.common import (
     Checkpoints,
     Record,
     batch_output,
+    chunks_preview,
     is_ok,
-    text_preview,
+    run_stage,
     timed,
     url_asset,
 )
@@ -121,15 +122,13 @@ def page_elements(
     context: dg.AssetExecutionContext, object_store: ObjectStore, rendered_page: dict[str, Record]
 ) -> dg.Output:
     """Main content with its structure (headings, paragraphs, lists, tables, code)."""
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(rendered_page, "rendered_page", lambda _, p: elements_record(p))
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {
+        object_store,
+        rendered_page,
+        lambda _, page: elements_record(page),
+        upstream="rendered_page",
+        preview=lambda r: {
             "elements": len(r["elements"]),
             "headings": sum(e["kind"] == "title" for e in r["elements"]),
         },
@@ -173,21 +172,12 @@ def web_chunks(
     settings = ChunkSettings(
         config.max_characters, config.new_after_n_chars, config.combine_text_under_n_chars
     )
-    checkpoints = Checkpoints(context, object_store)
-    with timed() as clock:
-        records = checkpoints.each(
-            page_elements,
-            "page_elements",
-            lambda key, page: chunks_record(key, page, settings),
-            settings={"chunk_settings": asdict(settings)},
-        )
-    return batch_output(
+    return run_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        lambda r: {
-            "chunks": len(r["chunks"]),
-            "first_chunk": text_preview(r["chunks"][0]["text"]) if r["chunks"] else "",
-        },
+        object_store,
+        page_elements,
+        lambda key, page: chunks_record(key, page, settings),
+        upstream="page_elements",
+        settings={"chunk_settings": asdict(settings)},
+        preview=chunks_preview,
     )
