@@ -6,7 +6,8 @@ against one with none, in one run of this script.
 
 repeated_steps counts (asset, partition) pairs computed more than once over all the runs (a step
 reused from its checkpoint is not computed). time_ratio is the wall time of all the processes
-(the killed ones included, each paying its start-up) over the clean run's.
+(the killed ones included, each paying its start-up) over the clean run's; the line before it
+splits off what the killed processes spent starting up and in the step they were killed in.
 Last line: repeated_steps=<n> time_ratio=<value> failing_batch_ratio=<value>
 """
 
@@ -71,6 +72,34 @@ def unmaterialized(home: Path, urls: int) -> dict[str, int]:
     return {asset: n for asset, n in counts.items() if n != urls}
 
 
+def step_starts(home: Path) -> list[float]:
+    """Wall-clock times at which steps started, over every run of the instance."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.STEP_START), limit=100_000
+        )
+        return sorted(r.timestamp for r in records)
+
+
+def split_lost_time(
+    windows: list[tuple[float, float, bool]], starts: list[float]
+) -> tuple[float, float]:
+    """For the killed processes: (start-up until their first step, the step in flight when
+    killed, i.e. from its start to the kill)."""
+    startup = in_flight = 0.0
+    for begin, end, finished in windows:
+        inside = [t for t in starts if begin <= t <= end]
+        if finished:
+            continue
+        if not inside:
+            startup += end - begin  # killed before any step started
+            continue
+        startup += inside[0] - begin
+        in_flight += end - inside[-1]
+    return startup, in_flight
+
+
 def run_cli(
     manifest: Path, env: dict[str, str], kill_after_artifacts: int | None
 ) -> tuple[float, bool]:
@@ -124,11 +153,17 @@ def main() -> int:
             # Kill points spread over the whole chain: after 1 to 5*urls/kills new artifacts.
             span = max(2, 5 * args.urls // args.kills)
             total_s, kills, finished = 0.0, 0, False
+            windows: list[tuple[float, float, bool]] = []
             while not finished:
                 kill_after = rng.randint(1, span) if kills < args.kills else None
+                begin = time.time()
                 seconds, finished = run_cli(manifest, crash_env, kill_after)
+                windows.append((begin, begin + seconds, finished))
                 total_s += seconds
                 kills += not finished
+            startup_s, in_flight_s = split_lost_time(
+                windows, step_starts(Path(crash_env["DAGSTER_HOME"]))
+            )
             clean_steps = computed_steps(Path(clean_env["DAGSTER_HOME"]))
             crash_steps = computed_steps(Path(crash_env["DAGSTER_HOME"]))
             repeated = sum(n - 1 for n in crash_steps.values() if n > 1)
@@ -140,6 +175,12 @@ def main() -> int:
         f"processes; steps computed: clean {sum(clean_steps.values())}, crash "
         f"{sum(crash_steps.values())} (the rest reused checkpoints of killed runs); "
         f"assets short of {args.urls} materialized partitions: {missing or 'none'}"
+    )
+    print(
+        f"killed processes: {startup_s:.1f} s starting up before their first step, "
+        f"{in_flight_s:.1f} s in the step in flight when killed; without the steps in flight "
+        f"the crashed ingest took {(total_s - in_flight_s) / clean_s:.3f}x the clean run, and "
+        f"without start-ups too {(total_s - in_flight_s - startup_s) / clean_s:.3f}x"
     )
     print(
         f"repeated_steps={repeated} time_ratio={total_s / clean_s:.3f} "
