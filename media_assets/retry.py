@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 T = TypeVar("T")
@@ -17,6 +15,10 @@ TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_u
 
 def is_transient(exc: BaseException) -> bool:
     """Timeouts, dropped connections, throttling and 5xx: the same call may succeed later."""
+    # Imported here, on the error path: they cost every process start-up a quarter second.
+    import httpx
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if isinstance(exc, ClientError):
         meta = exc.response.get("ResponseMetadata", {})
         code = exc.response.get("Error", {}).get("Code", "")

@@ -34,8 +34,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster_aws.s3 import S3Resource
-
 from resources.embedder import Embedder, SentenceTransformerEmbedder
 from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import LanceDBIndex, VectorIndex
@@ -48,7 +46,7 @@ from resources.speech import (
     TesseractVision,
     Vision,
 )
-from resources.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from resources.storage import LocalObjectStore, ObjectStore
 from resources.video import VideoPolicy
 
 
@@ -60,6 +58,10 @@ def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
     bucket = env.get("MEDIA_ASSETS_S3_BUCKET")
     if not bucket:
         return LocalObjectStore(root=str(data / "artifacts"))
+    from dagster_aws.s3 import S3Resource
+
+    from resources.s3_store import S3ObjectStore
+
     return S3ObjectStore(
         s3=S3Resource(
             endpoint_url=env.get("MEDIA_ASSETS_S3_ENDPOINT") or None,
