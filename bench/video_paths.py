@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.media import POLLINATION_TALK, SWARM_NOTES, make_talk
 from media_assets.demo.server import serve
 from media_assets.ingest import ingest
+from media_assets.instance import local_instance_config
 from partitions.keys import partition_key
 from resources.io_manager import ArtifactStore
 
@@ -84,8 +84,14 @@ def main() -> None:
             )
         )
         env = {"MEDIA_ASSETS_DATA": str(work / "data"), "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1"}
-        os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
-        with serve(site) as server, dg.instance_for_test() as instance:
+        home = work / "dagster_home"
+        home.mkdir()
+        with (
+            serve(site) as server,
+            dg.instance_for_test(
+                temp_dir=str(home), overrides=local_instance_config(home)
+            ) as instance,
+        ):
             run_path(server.base_url, "warm.html", env, instance, server.bytes_sent, work)
             cap_s, cap_b, _ = run_path(
                 server.base_url, "captioned.html", env, instance, server.bytes_sent, work

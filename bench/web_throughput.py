@@ -26,6 +26,7 @@ from bench.common import write_spa_site
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import serve
 from media_assets.ingest import ingest
+from media_assets.instance import ensure_local_instance
 from media_assets.web.chunk import chunk_page
 from media_assets.web.extract import extract_elements
 from media_assets.web.render import render_batch
@@ -77,7 +78,7 @@ def main() -> int:
             plain_s = time.perf_counter() - started
 
             os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
-            (work / "dagster_home").mkdir()
+            ensure_local_instance(work / "dagster_home")  # as the command line sets one up
             defs = build_definitions({**base_env, "MEDIA_ASSETS_DATA": str(work / "dagster")})
             with dg.DagsterInstance.get() as instance:
                 started = time.perf_counter()

@@ -7,3 +7,5 @@ import os
 # partition whose step fails then shows as missing rather than failed. The webserver and daemon
 # read it from their environment too (the Makefile's `ui` target sets it).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+# Partition materializations of one step output are written together (see instance.py).
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")

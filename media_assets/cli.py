@@ -60,12 +60,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _instance():
     import dagster as dg
 
+    from media_assets.instance import ensure_local_instance
+
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster_home").absolute())))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        # SQLite storage under DAGSTER_HOME (Dagster's default); no telemetry from an offline box.
-        config.write_text("telemetry:\n  enabled: false\n")
+    ensure_local_instance(home)
     return dg.DagsterInstance.get()
 
 

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from media_assets.demo.server import SITE_DIR, SiteServer, serve
+from media_assets.instance import local_instance_config
 from tests.seaweed import WEED, SeaweedS3
 
 CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
@@ -127,6 +128,11 @@ def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A fresh instance configured as the command line configures a local one."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(
+        temp_dir=str(home), overrides=local_instance_config(home)
+    ) as test_instance:
         yield test_instance

@@ -1,0 +1,60 @@
+"""The local instance's event log writes a batched step's materializations in one go, and every
+query the UI and the ingest command make still sees each partition."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from media_assets.instance import local_instance_config
+from resources.sqlite_events import BatchingSqliteEventLogStorage
+
+parts = dg.DynamicPartitionsDefinition(name="things")
+
+
+@dg.asset(partitions_def=parts, backfill_policy=dg.BackfillPolicy.single_run())
+def thing(context: dg.AssetExecutionContext) -> None:
+    for key in context.partition_keys:
+        context.add_asset_metadata({"which": key}, partition_key=key)
+
+
+def test_a_batched_step_stores_every_partition_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    batches: list[int] = []
+    original = BatchingSqliteEventLogStorage.store_event_batch
+
+    def spy(self: BatchingSqliteEventLogStorage, events: list) -> None:
+        batches.append(len(events))
+        original(self, events)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "store_event_batch", spy)
+    home = tmp_path / "home"
+    home.mkdir()
+    keys = [f"p{i}" for i in range(6)]
+    with dg.instance_for_test(temp_dir=str(home), overrides=local_instance_config(home)) as inst:
+        assert isinstance(inst.event_log_storage, BatchingSqliteEventLogStorage)
+        inst.add_dynamic_partitions("things", keys)
+        job = dg.Definitions(assets=[thing]).resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(
+            instance=inst,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        )
+        assert result.success
+        assert batches == [6]
+        assert inst.get_materialized_partitions(dg.AssetKey("thing")) == set(keys)
+        records = inst.fetch_materializations(dg.AssetKey("thing"), limit=100).records
+        by_partition = {
+            r.asset_materialization.partition: r.asset_materialization.metadata["which"].value
+            for r in records
+        }
+        assert by_partition == {k: k for k in keys}
+        latest = inst.get_latest_materialization_event(dg.AssetKey("thing"))
+        assert latest is not None and latest.run_id == result.run_id
+        # the run's own event log has them too (the UI's run view reads it)
+        logged = [e.dagster_event_type for e in inst.all_logs(result.run_id) if e.is_dagster_event]
+        assert logged.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 6
