@@ -75,7 +75,8 @@ def summary(frame: pd.DataFrame) -> str:
             + ", ".join(f"{state} {n}" for state, n in counts.items())
         )
         stage_columns = [c for c in group.columns if c.startswith("stage_")]
-        table = group[stage_columns].apply(pd.Series.value_counts).fillna(0).astype(int).T
+        stages = group[stage_columns].dropna(axis=1, how="all")  # the other kind's stages
+        table = stages.apply(pd.Series.value_counts).fillna(0).astype(int).T
         table.index = [c.removeprefix("stage_") for c in table.index]
         lines.append(table.to_string())
     return "\n".join(lines)
