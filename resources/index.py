@@ -81,6 +81,20 @@ class VectorIndex(dg.ConfigurableResource, ABC):
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         """Stored rows without vectors, for status and checks."""
 
+    def dimension(self) -> int | None:
+        """Length of the vectors already stored (None while the index is empty)."""
+        return None
+
+    def check_dimension(self, dimension: int, model: str) -> None:
+        """Refuse vectors of another length than the index holds, naming both."""
+        stored = self.dimension()
+        if stored is not None and stored != dimension:
+            raise ValueError(
+                f"the index holds {stored}-dimensional vectors but {model} makes {dimension}: "
+                "point MEDIA_ASSETS_INDEX_URI (or the Weaviate collection) at a new index, "
+                "or switch back to the model that built this one"
+            )
+
 
 @cache
 def _connect(uri: str, storage_options: tuple[tuple[str, str], ...]) -> Any:
@@ -200,6 +214,12 @@ class LanceDBIndex(VectorIndex):
                 )
             )
         return hits
+
+    def dimension(self) -> int | None:
+        table = self._table()
+        if table is None:
+            return None
+        return int(table.schema.field("vector").type.list_size)
 
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         table = self._table()

@@ -192,6 +192,16 @@ class WeaviateIndex(VectorIndex):
             hits.append(SearchHit(score=score, row=dict(obj.properties)))
         return hits
 
+    def dimension(self) -> int | None:
+        collection = self._collection()
+        if collection is None:
+            return None
+        sample = collection.query.fetch_objects(limit=1, include_vector=True).objects
+        if not sample:
+            return None
+        vector = sample[0].vector
+        return len(vector.get("default", vector) if isinstance(vector, dict) else vector)
+
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         collection = self._collection()
         if collection is None:

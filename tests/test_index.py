@@ -117,3 +117,12 @@ def test_search_modes_find_the_right_chunk(index: VectorIndex, embedder, mode: s
 def test_keys_are_validated_before_they_reach_a_filter(index: VectorIndex) -> None:
     with pytest.raises(ValueError, match="partition keys"):
         index.delete_sources(["x' OR '1'='1"])
+
+
+def test_vectors_of_another_length_are_refused_naming_both(index: VectorIndex, embedder) -> None:
+    assert index.dimension() is None
+    write(index, embedder, KEY_A, {"c1": "bees"})
+    assert index.dimension() == 384
+    index.check_dimension(384, "all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match="holds 384-dimensional vectors but cohere:x makes 1024"):
+        index.check_dimension(1024, "cohere:x")

@@ -105,6 +105,8 @@ def index_records(
             "chunk_ids": [c["chunk_id"] for c in source_chunks],
         }
     matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+    if vectors:  # a model whose vectors the index cannot hold is a configuration error
+        index.check_dimension(matrix.shape[1], str(rows[0]["embedding_model"]))
     write = index.replace_sources(rows, matrix, replace)
     return records, {"rows_upserted": write.upserted, "rows_deleted": write.deleted}
 
