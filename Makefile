@@ -18,11 +18,13 @@ run: setup
 test: setup
 	$(VENV)/bin/python -m pytest
 
-# whisperx and pyannote pin a CUDA torch (several GB): their own virtualenv, never .venv.
+# whisperx and pyannote pin a CUDA torch 2.8 (several GB), which the base's CPU torch 2.13 pin
+# excludes: their own virtualenv from deploy/requirements-gpu.txt, as the GPU image does.
 test-gpu: setup
 	@[ -x .venv-gpu/bin/python ] || python3.11 -m venv .venv-gpu
-	.venv-gpu/bin/pip install -q -e ".[gpu,dev]"
-	.venv-gpu/bin/python -m pytest tests/test_gpu_engines.py
+	.venv-gpu/bin/pip install -q -r deploy/requirements-gpu.txt pytest==9.2.0 pytest-timeout==2.4.0
+	.venv-gpu/bin/pip install -q --no-deps -e .
+	.venv-gpu/bin/python -m pytest -p no:cacheprovider tests/test_gpu_engines.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
