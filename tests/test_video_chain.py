@@ -60,6 +60,10 @@ def test_video_batch_takes_each_path_and_a_corrupt_file_fails_alone(
 
     # Captions path: the media file was never requested, and every stage still materialized.
     assert site.requests["/video/hive-tour.mp4"] == 0
+    info = ArtifactStore(store, dg.AssetKey("video_info"), {})
+    assert info.read(keys["captioned"])["duration_s"] is None  # no ffprobe: it would fetch media
+    talk_info = info.read(keys["talk"])  # no captions on offer: ffprobe read the duration
+    assert talk_info["duration_from"] == "ffprobe" and 25 < talk_info["duration_s"] < 40
     media = ArtifactStore(store, dg.AssetKey("media"), {})
     assert media.read(keys["captioned"])["path"] == "not needed: captions"
     assert media.read(keys["talk"])["path"] == "downloaded"

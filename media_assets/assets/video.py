@@ -66,9 +66,20 @@ def _not_needed(record: Record) -> Record:
 # --- video_info -------------------------------------------------------------------------------
 
 
-def info_record(info: VideoInfo) -> Record:
+def info_record(info: VideoInfo, addresses: AddressPolicy) -> Record:
+    """The metadata record; a duration the extractor lacks comes from ffprobe (reading only the
+    headers) — but only when no caption track is on offer, since on the captions path the media
+    is never requested."""
     record = asdict(info)
     url = record.pop("url")
+    has_tracks = bool(info.subtitles or info.automatic_captions)
+    if info.status == "ok" and info.duration_s is None and info.media_url and not has_tracks:
+        try:
+            addresses.check(info.media_url)
+            record["duration_s"] = media_files.media_duration(info.media_url)
+            record["duration_from"] = "ffprobe"
+        except BlockedURLError:
+            pass  # the media step refuses it with the reason
     return {**record, "source_url": url, "input_sha256": sha256_text(url)}
 
 
@@ -97,7 +108,7 @@ def video_info(
                             "error_class": "refused"}  # fmt: skip
     with timed() as clock:
         for info in extract_infos(list(todo), video_policy.extractors):
-            records[todo[info.url]] = info_record(info)
+            records[todo[info.url]] = info_record(info, addresses)
     return batch_output(
         context,
         checkpoints,
