@@ -38,7 +38,7 @@ class WhisperXSpeech(SpeechToText):
     model_dir: str
     align_model_dir: str | None = None
     device: str = "cuda"
-    compute_type: str = "float16"
+    compute_type: str | None = None  # float16 on a GPU, int8 on CPU
     batch_size: int = 16
     language: str = "en"
 
@@ -52,7 +52,8 @@ class WhisperXSpeech(SpeechToText):
 
         import whisperx
 
-        model = _whisperx_model(self.model_dir, self.device, self.compute_type, self.language)
+        compute_type = self.compute_type or ("float16" if self.device == "cuda" else "int8")
+        model = _whisperx_model(self.model_dir, self.device, compute_type, self.language)
         audio = whisperx.load_audio(str(audio_16k))
         started = time.perf_counter()
         result = model.transcribe(audio, batch_size=self.batch_size, language=self.language)
