@@ -4,6 +4,7 @@ read by ``k8s_job_executor`` in production (``MEDIA_ASSETS_EXECUTOR=k8s``)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ def step_tags(pool: str | None) -> dict[str, str]:
     by ``MEDIA_ASSETS_GPU_IMAGE`` (the one with whisperx and pyannote) when it is set."""
     if pool not in GPU_POOLS:
         return {K8S_CONFIG_TAG: json.dumps(CPU_STEP)}
-    config = json.loads(json.dumps(GPU_STEP))
+    config = copy.deepcopy(GPU_STEP)
     if image := os.environ.get("MEDIA_ASSETS_GPU_IMAGE"):
         config["container_config"]["image"] = image
     return {K8S_CONFIG_TAG: json.dumps(config)}

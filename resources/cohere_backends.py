@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import numpy as np
 from pydantic import PrivateAttr
 
@@ -34,27 +35,36 @@ class MissingCohereKeyError(RuntimeError):
     pass
 
 
-def _client(base_url: str | None, timeout_s: float) -> Any:
-    import cohere
+class CohereApi(dg.ConfigurableResource):
+    """The connection both Cohere backends share: endpoint, timeout, retry budget, the client."""
 
-    key = os.environ.get("COHERE_API_KEY")
-    if not key:
-        raise MissingCohereKeyError(
-            "COHERE_API_KEY is not set: export it (secrets come from the environment only) "
-            "or choose the embedded backends"
-        )
-    return cohere.ClientV2(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
-
-
-class CohereEmbedder(Embedder):
-    """Cohere embeddings: ``search_document`` for chunks, ``search_query`` for queries."""
-
-    model: str = "embed-english-v3.0"
-    output_dimension: int = 1024
     base_url: str | None = None
     timeout_s: float = 60.0
     retry_seconds: float = 120.0
     _client: Any = PrivateAttr(default=None)
+
+    def call(self, method: str, **kwargs: Any) -> Any:
+        """``ClientV2.<method>(**kwargs)`` with the project's backoff on 429 and 5xx."""
+        if self._client is None:
+            import cohere
+
+            key = os.environ.get("COHERE_API_KEY")
+            if not key:
+                raise MissingCohereKeyError(
+                    "COHERE_API_KEY is not set: export it (secrets come from the environment "
+                    "only) or choose the embedded backends"
+                )
+            self._client = cohere.ClientV2(
+                api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+            )
+        return with_retries(self.retry_seconds)(getattr(self._client, method))(**kwargs)
+
+
+class CohereEmbedder(Embedder, CohereApi):
+    """Cohere embeddings: ``search_document`` for chunks, ``search_query`` for queries."""
+
+    model: str = "embed-english-v3.0"
+    output_dimension: int = 1024
 
     @property
     def model_id(self) -> str:
@@ -65,12 +75,10 @@ class CohereEmbedder(Embedder):
         return self.output_dimension
 
     def _embed(self, texts: Sequence[str], input_type: str) -> np.ndarray:
-        if self._client is None:
-            self._client = _client(self.base_url, self.timeout_s)
         rows: list[list[float]] = []
-        call = with_retries(self.retry_seconds)(self._client.embed)
         for start in range(0, len(texts), EMBED_BATCH_LIMIT):
-            response = call(
+            response = self.call(
+                "embed",
                 model=self.model,
                 input_type=input_type,
                 texts=list(texts[start : start + EMBED_BATCH_LIMIT]),
@@ -94,25 +102,20 @@ class CohereEmbedder(Embedder):
         return self._embed([text], "search_query")[0]
 
 
-class CohereVision(Vision):
+class CohereVision(Vision, CohereApi):
     """Facts on a key frame (slide titles, numbers, names) from a Cohere vision model."""
 
     model: str = "command-a-vision-07-2025"
-    base_url: str | None = None
-    timeout_s: float = 60.0
-    retry_seconds: float = 120.0
     max_tokens: int = 300
-    _client: Any = PrivateAttr(default=None)
 
     @property
     def engine_id(self) -> str:
         return f"cohere:{self.model}"
 
     def read(self, image: Path) -> str:
-        if self._client is None:
-            self._client = _client(self.base_url, self.timeout_s)
         data = base64.b64encode(image.read_bytes()).decode("ascii")
-        response = with_retries(self.retry_seconds)(self._client.chat)(
+        response = self.call(
+            "chat",
             model=self.model,
             max_tokens=self.max_tokens,
             temperature=0.0,

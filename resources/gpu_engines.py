@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from media_assets.video.speakers import Turn
-from media_assets.video.speech import Transcript, Word
+from media_assets.video.speech import Transcript, Word, spread_words
 from resources.speech import Diarizer, SpeechToText
 
 
@@ -66,7 +66,7 @@ class WhisperXSpeech(SpeechToText):
             for s in segments
             for w in s.get("words", [])
             if "start" in w and w["word"].strip()
-        ] or _spread(segments)
+        ] or [w for s in segments for w in spread_words(s["start"], s["end"], s["text"])]
         return Transcript(
             source="whisperx",
             language=result.get("language", self.language),
@@ -74,20 +74,6 @@ class WhisperXSpeech(SpeechToText):
             seconds=round(time.perf_counter() - started, 3),
             audio_s=round(len(audio) / 16000, 3),
         )
-
-
-def _spread(segments: list[dict[str, Any]]) -> list[Word]:
-    """Words of unaligned segments, each segment's span shared in proportion to word length."""
-    words = []
-    for segment in segments:
-        tokens = segment["text"].split()
-        total = sum(len(t) + 1 for t in tokens) or 1
-        clock, span = segment["start"], segment["end"] - segment["start"]
-        for token in tokens:
-            length = span * (len(token) + 1) / total
-            words.append(Word(round(clock, 3), round(clock + length, 3), token))
-            clock += length
-    return words
 
 
 @cache

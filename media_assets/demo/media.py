@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from media_assets.video.media import MediaLimits, probe
+
 DEFAULT_DIR = Path("data/demo-media")
 VOICES = {"Ada": "en+f3", "Ben": "en"}  # espeak-ng ignores en-gb+f3; en+f3 is clearly female
 
@@ -93,13 +95,7 @@ def _quote(text: str) -> str:
 
 
 def _seconds(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout)
+    return probe(path, MediaLimits()).duration_s
 
 
 def _vtt_time(seconds: float) -> str:

@@ -40,29 +40,23 @@ class Transcript:
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "text": self.text}
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Transcript:
-        return cls(
-            source=record["source"],
-            language=record.get("language"),
-            words=[Word(**w) for w in record.get("words", [])],
-            seconds=record.get("seconds", 0.0),
-            audio_s=record.get("audio_s", 0.0),
-        )
+
+def spread_words(start_s: float, end_s: float, text: str, speaker: str | None = None) -> list[Word]:
+    """The words of a span timed only as a whole: they share it in proportion to their length,
+    close enough for 10 s segments and ``#t=`` links."""
+    tokens = text.split()
+    total = sum(len(t) + 1 for t in tokens) or 1
+    words, clock = [], start_s
+    for token in tokens:
+        span = (end_s - start_s) * (len(token) + 1) / total
+        words.append(Word(round(clock, 3), round(clock + span, 3), token, None, speaker))
+        clock += span
+    return words
 
 
 def from_cues(cues: Sequence[Cue], language: str | None) -> Transcript:
-    """Caption cues as words. Captions time cues, not words: a cue's words share its span in
-    proportion to their length, close enough for 10 s segments and ``#t=`` links."""
-    words: list[Word] = []
-    for cue in cues:
-        tokens = cue.text.split()
-        total = sum(len(t) + 1 for t in tokens)
-        clock = cue.start_s
-        for token in tokens:
-            span = (cue.end_s - cue.start_s) * (len(token) + 1) / total
-            words.append(Word(round(clock, 3), round(clock + span, 3), token, None, cue.speaker))
-            clock += span
+    """Caption cues as words (captions time cues, not words)."""
+    words = [w for c in cues for w in spread_words(c.start_s, c.end_s, c.text, c.speaker)]
     return Transcript(source="captions", language=language, words=words)
 
 
