@@ -59,10 +59,6 @@ def _video(**kwargs: object) -> dg.AssetsDefinition:
     return url_asset(partitions_def=videos, group_name="video", **kwargs)  # type: ignore[arg-type]
 
 
-def _not_needed(record: Record) -> Record:
-    return {"status": "ok", "source_url": record.get("source_url"), "path": NOT_NEEDED}
-
-
 # --- video_info -------------------------------------------------------------------------------
 
 
@@ -213,7 +209,12 @@ def media_stage(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactSt
         return media_record(key, source, policy, blobs)
     cues = source["captions"].get("cues") or []
     duration = source["video_info"].get("duration_s") or (cues[-1]["end_s"] if cues else 0.0)
-    return {**_not_needed(source), "duration_s": float(duration)}
+    return {
+        "status": "ok",
+        "source_url": source["source_url"],
+        "path": NOT_NEEDED,
+        "duration_s": float(duration),
+    }
 
 
 @_video(code_version="1", kinds={"ffmpeg", "yt-dlp"}, pool="web_fetch")
@@ -341,7 +342,12 @@ def speaker_turns(
 
 
 def frames_record(key: str, media_rec: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
-    base = {"status": "ok", "source_url": media_rec["source_url"], "frames": []}
+    base = {
+        "status": "ok",
+        "source_url": media_rec["source_url"],
+        "duration_s": media_rec["duration_s"],
+        "frames": [],
+    }
     if media_rec["path"] != DOWNLOADED or not media_rec["probe"].get("video_codec"):
         reason = NOT_NEEDED if media_rec["path"] != DOWNLOADED else "no video stream"
         return {**base, "path": reason}
@@ -358,7 +364,7 @@ def frames_record(key: str, media_rec: Record, policy: VideoPolicy, blobs: Artif
     return {**base, "path": "sampled", "frames": records}
 
 
-@_video(code_version="1", kinds={"ffmpeg"})
+@_video(code_version="2", kinds={"ffmpeg"})
 def key_frames(
     context: dg.AssetExecutionContext,
     video_policy: VideoPolicy,
@@ -385,8 +391,7 @@ def frame_text_record(frames: Record, vision: Vision, store: ObjectStore) -> Rec
         for frame in frames["frames"]:
             image = local_file(store, frame["key"], Path(tmp))
             readings.append((frame["time_s"], vision.read(image)))
-    end = frames["frames"][-1]["time_s"] + 1 if frames["frames"] else 0.0
-    spans = merge_spans(readings, end)
+    spans = merge_spans(readings, frames["duration_s"])
     return {
         "status": "ok",
         "source_url": frames["source_url"],
@@ -396,7 +401,7 @@ def frame_text_record(frames: Record, vision: Vision, store: ObjectStore) -> Rec
     }
 
 
-@_video(code_version="1", kinds={"tesseract"}, pool="vision")
+@_video(code_version="2", kinds={"tesseract"}, pool="vision")
 def frame_text(
     context: dg.AssetExecutionContext,
     vision: Vision,
@@ -421,12 +426,8 @@ def frame_text(
 # --- timeline and chunks ----------------------------------------------------------------------
 
 
-def _spans(source: Record, duration_s: float) -> list[TextSpan]:
-    """On-screen spans; the last one lasts until the end of the video."""
-    spans = [TextSpan(**s) for s in source["frame_text"]["spans"]]
-    if spans:
-        spans[-1] = TextSpan(spans[-1].start_s, max(spans[-1].end_s, duration_s), spans[-1].text)
-    return spans
+def _spans(source: Record) -> list[TextSpan]:
+    return [TextSpan(**s) for s in source["frame_text"]["spans"]]
 
 
 def _scene_cuts(source: Record) -> list[float]:
@@ -444,7 +445,7 @@ def chapters_record(source: Record, embedder: Embedder) -> Record:
             [Word(**w) for w in source["speaker_turns"]["words"]],
             [Turn(**t) for t in source["speaker_turns"]["turns"]],
             _scene_cuts(source),
-            _spans(source, duration),
+            _spans(source),
             embed=embedder.embed_documents,
         )
     return {
@@ -489,7 +490,7 @@ def segments_record(source: Record, bucket_s: float) -> Record:
     segments = build_segments(
         duration,
         [Word(**w) for w in source["speaker_turns"]["words"]],
-        _spans(source, duration),
+        _spans(source),
         _scene_cuts(source),
         [Chapter(**c) for c in source["chapters"]["chapters"]],
         bucket_s,
