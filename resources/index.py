@@ -8,30 +8,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 import numpy as np
-import pyarrow as pa
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SearchMode = Literal["hybrid", "vector", "text"]
 KEY_PATTERN = re.compile(r"^[0-9a-f]{16}$")
-ROW_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("source_key", pa.string()),
-    ("chunk_id", pa.string()),
-    ("source_url", pa.string()),
-    ("kind", pa.string()),
-    ("title", pa.string()),
-    ("section", pa.string()),
-    ("text", pa.string()),
-    ("deep_link", pa.string()),
-    ("start_s", pa.float64()),
-    ("end_s", pa.float64()),
-    ("speakers", pa.list_(pa.string())),
-    ("content_sha256", pa.string()),
-    ("pipeline_version", pa.string()),
-    ("embedding_model", pa.string()),
+# Arrow's type names; each backend maps them to its own types.
+ROW_FIELDS: list[tuple[str, str]] = [
+    ("source_key", "string"),
+    ("chunk_id", "string"),
+    ("source_url", "string"),
+    ("kind", "string"),
+    ("title", "string"),
+    ("section", "string"),
+    ("text", "string"),
+    ("deep_link", "string"),
+    ("start_s", "double"),
+    ("end_s", "double"),
+    ("speakers", "list<string>"),
+    ("content_sha256", "string"),
+    ("pipeline_version", "string"),
+    ("embedding_model", "string"),
 ]
 
 
@@ -116,8 +119,15 @@ class LanceDBIndex(VectorIndex):
     storage_options: dict[str, str] = Field(default_factory=dict)
 
     def _schema(self, dimension: int) -> pa.Schema:
+        import pyarrow as pa
+
+        types = {
+            "string": pa.string(),
+            "double": pa.float64(),
+            "list<string>": pa.list_(pa.string()),
+        }
         return pa.schema(
-            [pa.field(n, t) for n, t in ROW_FIELDS]
+            [pa.field(n, types[t]) for n, t in ROW_FIELDS]
             + [pa.field("vector", pa.list_(pa.float32(), dimension))]
         )
 
@@ -146,6 +156,8 @@ class LanceDBIndex(VectorIndex):
         if not rows:
             table.delete(f"source_key IN ({keys_sql})")
             return IndexWrite(0, before)
+        import pyarrow as pa
+
         schema = table.schema
         columns = {name: [row.get(name) for row in rows] for name, _ in ROW_FIELDS}
         columns["vector"] = list(vectors.astype(np.float32))

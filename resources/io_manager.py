@@ -13,14 +13,14 @@ import io
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from resources.storage import ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ARTIFACT_HEADER = "_artifact"
 
@@ -33,7 +33,12 @@ def encode_json(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, indent=1, default=str).encode("utf-8")
 
 
+# pandas and pyarrow load where tables are read or written: every process (each run, each
+# command) imports this module, and they cost a third of a second.
 def encode_parquet(frame: pd.DataFrame, header: Mapping[str, Any]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[ARTIFACT_HEADER.encode()] = json.dumps(header, default=str).encode()
@@ -43,6 +48,8 @@ def encode_parquet(frame: pd.DataFrame, header: Mapping[str, Any]) -> bytes:
 
 
 def decode_parquet(data: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
@@ -93,7 +100,7 @@ class ArtifactStore:
             if content is None:
                 continue
             side_key = artifact_key(self.asset_key, partition, ext)
-            if isinstance(content, pd.DataFrame):
+            if ext == "parquet":
                 self.store.put(side_key, encode_parquet(content, header))
             else:
                 self.store.put_text(side_key, str(content))

@@ -34,6 +34,8 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The embedding model's ONNX export, once per machine (a no-op when it is there).
+.venv/bin/media-assets prepare-models >/dev/null
 # The demo's uncaptioned videos are generated here (espeak-ng voices over ffmpeg slides).
 .venv/bin/python -m media_assets.demo.media data/demo-media >/dev/null
 echo "setup: ready"

