@@ -58,6 +58,22 @@ def plain_loop(urls: list[str], env: dict[str, str]) -> int:
     return len(rows)
 
 
+def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    """Seconds each step took, summed over the runs (where the Dagster path spends its time)."""
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    totals: dict[str, float] = {}
+    for run_id in run_ids:
+        started: dict[str, float] = {}
+        for record in instance.get_records_for_run(run_id, of_type=kinds).records:
+            entry = record.event_log_entry
+            step = entry.step_key or "?"
+            if entry.dagster_event_type == dg.DagsterEventType.STEP_START:
+                started[step] = entry.timestamp
+            elif step in started:
+                totals[step] = totals.get(step, 0.0) + entry.timestamp - started[step]
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=100)
@@ -84,6 +100,7 @@ def main() -> int:
                 started = time.perf_counter()
                 report = ingest(manifest, defs, instance, batch_size=args.batch_size)
                 dagster_s = time.perf_counter() - started
+                steps = step_seconds(instance, [run_id for run_id, _ in report.runs])
             indexed = report.statuses["web"]["indexed"]
     print(
         f"plain loop: {args.pages} pages, {rows} rows in {plain_s:.1f} s "
@@ -92,6 +109,12 @@ def main() -> int:
     print(
         f"dagster: {len(report.runs)} runs, {indexed} pages indexed in {dagster_s:.1f} s "
         f"({args.pages / dagster_s:.2f} pages/s)"
+    )
+    outside = dagster_s - sum(steps.values())
+    print(
+        "dagster steps: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
+        + f"; outside steps {outside:.1f} s"
     )
     print(f"ratio={dagster_s / plain_s:.3f} pages_per_s={args.pages / dagster_s:.2f}")
     return 0 if indexed == args.pages else 1

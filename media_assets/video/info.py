@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yt_dlp
-from yt_dlp.utils import DownloadError
-
 
 @dataclass
 class VideoInfo:
@@ -64,6 +61,10 @@ def extract_infos(
     }
     if extractors:
         options["allowed_extractors"] = list(extractors)
+    # yt-dlp loads here: a quarter of a second that web-only processes need not pay.
+    import yt_dlp
+    from yt_dlp.utils import DownloadError
+
     results = []
     with yt_dlp.YoutubeDL(options) as ydl:
         for url in urls:

@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mutagen
-import yt_dlp
-from yt_dlp.utils import DownloadError
-
 LOUDNESS_TARGET = {"I": -23.0, "TP": -2.0, "LRA": 7.0}  # EBU R128
 
 
@@ -94,6 +90,9 @@ def download(url: str, folder: Path, limits: MediaLimits) -> Path:
         "outtmpl": str(folder / "original.%(ext)s"),
         "allowed_extractors": ["default"],
     }
+    import yt_dlp  # here: web-only processes need not load it
+    from yt_dlp.utils import DownloadError
+
     with yt_dlp.YoutubeDL(options) as ydl:
         try:
             info = ydl.extract_info(url, download=True)
@@ -214,6 +213,8 @@ def normalize_audio(path: Path, folder: Path) -> NormalizedAudio:
 def container_tags(path: Path) -> dict[str, str]:
     """Title, artist and the like from the container; mutagen misreports channels and duration,
     so those come from ffprobe."""
+    import mutagen
+
     try:
         tags = mutagen.File(path, easy=True)
     except mutagen.MutagenError:
