@@ -7,10 +7,13 @@ import dagster as dg
 
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
+from media_assets.assets.tail import ENGINE_TAG
 from media_assets.jobs import ingest_jobs
 from media_assets.k8s import k8s_executor
 from media_assets.logs import json_logger, terminal_logger
 from resources import build_resources
+from resources.embedder import Embedder
+from resources.index import VectorIndex
 from sensors import batch_failure_sensor, manifest_sensor
 
 
@@ -22,13 +25,29 @@ def _executor(env: Mapping[str, str] | None) -> dg.ExecutorDefinition:
     return dg.in_process_executor
 
 
+def with_engine_kinds(
+    assets: list[dg.AssetsDefinition], resources: Mapping[str, object]
+) -> list[dg.AssetsDefinition]:
+    """Assets tagged with an engine resource also show its engine as a kind, so the UI says
+    Weaviate where the deployment writes to Weaviate."""
+
+    def add_kind(spec: dg.AssetSpec) -> dg.AssetSpec:
+        resource = resources.get(spec.tags.get(ENGINE_TAG, ""))
+        if isinstance(resource, Embedder | VectorIndex):
+            return spec.merge_attributes(kinds={resource.kind})
+        return spec
+
+    return [asset.map_asset_specs(add_kind) for asset in assets]
+
+
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """Definitions with resources configured from ``env`` (the process environment by default)."""
+    resources = build_resources(env)
     return dg.Definitions(
-        assets=[*web_assets, *video_assets, ingest_status],
+        assets=with_engine_kinds([*web_assets, *video_assets, ingest_status], resources),
         jobs=list(ingest_jobs.values()),
         sensors=[manifest_sensor, batch_failure_sensor],
-        resources=build_resources(env),
+        resources=resources,
         loggers={
             "terminal": terminal_logger,
             "json": json_logger,

@@ -12,7 +12,7 @@ import base64
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import numpy as np
@@ -63,6 +63,7 @@ class CohereApi(dg.ConfigurableResource):
 class CohereEmbedder(Embedder, CohereApi):
     """Cohere embeddings: ``search_document`` for chunks, ``search_query`` for queries."""
 
+    kind: ClassVar[str] = "cohere"
     model: str = "embed-english-v3.0"
     output_dimension: int = 1024
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import numpy as np
@@ -26,6 +26,9 @@ EXPORT_RECIPE = "eager-opset17"
 
 class Embedder(dg.ConfigurableResource, ABC):
     """Turns texts into unit-length vectors. ``model_id`` names the model for reuse checks."""
+
+    # The engine, shown as a kind on the assets that use this resource (definitions.py).
+    kind: ClassVar[str] = "python"
 
     @property
     @abstractmethod
@@ -205,6 +208,7 @@ class SentenceTransformerEmbedder(Embedder):
     process that embeds. Loads once per process and encodes in batches.
     """
 
+    kind: ClassVar[str] = "onnx"
     model_path: str | None = None
     cache_dir: str | None = None
     # Small batches pad less; 8 encoded web chunks ~10% faster than 32 on two cores.

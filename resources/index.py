@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 import numpy as np
@@ -59,6 +59,9 @@ def _check_keys(keys: Sequence[str]) -> str:
 
 class VectorIndex(dg.ConfigurableResource, ABC):
     """Chunks and their vectors, keyed by (source_key, chunk_id)."""
+
+    # The engine, shown as a kind on the assets that use this resource (definitions.py).
+    kind: ClassVar[str] = "python"
 
     @abstractmethod
     def replace_sources(
@@ -112,6 +115,7 @@ HYBRID_POOL = 20
 class LanceDBIndex(VectorIndex):
     """LanceDB table at ``uri`` (a folder, or ``s3://bucket/prefix``)."""
 
+    kind: ClassVar[str] = "lancedb"
     uri: str = "data/index"
     table_name: str = "chunks"
     # Object-store options for an s3:// uri (endpoint, region, allow_http); keys come from the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -41,6 +41,8 @@ class WeaviateIndex(VectorIndex):
     ``url`` is the HTTP endpoint (``http://host:8080``); gRPC is on ``grpc_port`` of the same host.
     The API key, when the server wants one, comes from ``WEAVIATE_API_KEY`` in the environment.
     """
+
+    kind: ClassVar[str] = "weaviate"
 
     url: str
     grpc_port: int = 50051

@@ -41,3 +41,31 @@ def test_production_backends_are_selected_by_environment() -> None:
 def test_a_backend_without_its_setting_names_it(env: dict[str, str], missing: str) -> None:
     with pytest.raises(ValueError, match=missing):
         build_resources(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "embedder", "index"),
+    [
+        ({}, "onnx", "lancedb"),
+        (
+            {
+                "MEDIA_ASSETS_INDEX_BACKEND": "weaviate",
+                "WEAVIATE_URL": "http://weaviate.example:8080",
+                "MEDIA_ASSETS_EMBEDDER": "cohere",
+            },
+            "cohere",
+            "weaviate",
+        ),
+    ],
+)
+def test_the_catalog_shows_the_engines_the_deployment_uses(
+    env: dict[str, str], embedder: str, index: str
+) -> None:
+    from media_assets.definitions import build_definitions
+
+    graph = build_definitions(env).resolve_asset_graph()
+    kinds = {key.to_user_string(): graph.get(key).kinds for key in graph.get_all_asset_keys()}
+    for chain in ("web", "video"):
+        assert kinds[f"{chain}_embeddings"] == {"python", embedder}
+        assert kinds[f"{chain}_index_rows"] == {"python", index}
+    assert kinds["rendered_page"] == {"playwright", "chromium"}

@@ -22,6 +22,9 @@ from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
 EMBEDDING_SIDECARS = {"vectors": "parquet"}
+# Names the resource whose engine does an asset's work; definitions.py adds that engine's kind
+# (onnx or cohere, lancedb or weaviate), which is known only once the resources are.
+ENGINE_TAG = "media_assets/engine"
 
 
 def embed_records(
@@ -122,7 +125,8 @@ def build_index_tail(
         name=embeddings_name,
         partitions_def=partitions_def,
         code_version="1",
-        kinds={"pytorch", "python"},
+        kinds={"python"},
+        tags={ENGINE_TAG: "embedder"},
         group_name=kind,
         sidecars=EMBEDDING_SIDECARS,
         ins={"chunks": dg.AssetIn(chunks_asset)},
@@ -153,7 +157,8 @@ def build_index_tail(
         name=f"{kind}_index_rows",
         partitions_def=partitions_def,
         code_version="1",
-        kinds={"lancedb"},
+        kinds={"python"},
+        tags={ENGINE_TAG: "vector_index"},
         group_name=kind,
         ins={"chunks": dg.AssetIn(chunks_asset), "embeddings": dg.AssetIn(embeddings_name)},
     )
