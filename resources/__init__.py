@@ -14,6 +14,8 @@
 - ``MEDIA_ASSETS_BATCH_SIZE``: partitions per sensor-launched run (default 50)
 - ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
 - ``MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD``: ``true`` downloads media even when captions exist
+- ``MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS``: ``true`` downloads captioned videos too, for
+  their on-screen text (the speech still comes from the captions)
 - ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
 - ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
 - ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
@@ -160,6 +162,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "vector_index": index_from(env, data),
         "video_policy": VideoPolicy(
             always_download=env.get("MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD", "") == "true",
+            key_frames_with_captions=env.get("MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS", "")
+            == "true",
             extractors=_list(env.get("MEDIA_ASSETS_VIDEO_EXTRACTORS")) or ["default"],
         ),
         "speech": speech_from(env),

@@ -11,7 +11,9 @@ from media_assets.video.media import MediaLimits
 
 class VideoPolicy(dg.ConfigurableResource):
     """Captions first: media is downloaded only for videos without a usable caption track,
-    unless ``always_download`` is set."""
+    unless ``always_download`` is set, or ``key_frames_with_captions`` (on-screen text is wanted
+    from captioned videos too). Changing either re-runs ``media`` only for the videos whose
+    answer changes."""
 
     caption_languages: list[str] = Field(default_factory=lambda: ["en"])
     always_download: bool = False

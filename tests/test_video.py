@@ -12,7 +12,7 @@ from media_assets.manifest import detect_kind
 from media_assets.video import media as media_files
 from media_assets.video.frames import FrameSettings, extract_key_frames, merge_spans, ocr_tesseract
 from media_assets.video.scoring import der, read_rttm, wer
-from media_assets.video.speakers import Turn, diarize
+from media_assets.video.speakers import Turn, assign_speakers, diarize
 from media_assets.video.speech import Word
 from media_assets.video.timeline import build_segments, detect_chapters, platform_chapters
 from resources.speech import FasterWhisperSpeech
@@ -55,6 +55,21 @@ def test_diarization_of_two_speakers_within_twelve_percent_der() -> None:
     turns = diarize(EVAL_AUDIO / "two-speakers.wav")
     assert len({t.speaker for t in turns}) == 2
     assert der(reference, turns) <= 0.12
+
+
+def test_each_word_takes_the_speaker_it_overlaps_most_or_the_nearest() -> None:
+    turns = [Turn(0.0, 2.0, "A"), Turn(2.0, 5.0, "B"), Turn(8.0, 9.0, "A")]
+    words = [
+        Word(0.5, 1.0, "hello"),  # inside A
+        Word(1.8, 2.6, "there"),  # 0.2 s in A, 0.6 s in B
+        Word(6.0, 6.4, "um"),  # in no turn: B ends 1 s before, A starts 1.6 s after
+        Word(7.5, 8.2, "yes"),  # 0.2 s into the last A
+    ]
+    assert [w.speaker for w in assign_speakers(words, turns)] == ["A", "B", "B", "A"]
+    many = [Word(i * 0.3, i * 0.3 + 0.2, f"w{i}") for i in range(3000)]  # past one block
+    assigned = assign_speakers(many, turns)
+    assert len(assigned) == 3000 and assigned[-1].speaker == "A" and assigned[10].speaker == "B"
+    assert assign_speakers(words, []) == words
 
 
 def test_normalised_audio_is_48k_pcm_at_minus_23_lufs(demo_media: Path, tmp_path: Path) -> None:

@@ -86,3 +86,13 @@ def test_video_batch_takes_each_path_and_a_corrupt_file_fails_alone(
     downloads = site.requests["/media/pollination-talk.mp4"]
     assert ingest(manifest, defs, instance).runs == []
     assert site.requests["/media/pollination-talk.mp4"] == downloads
+
+    # On-screen text wanted from captioned videos too: only the captioned one is downloaded now.
+    mp4 = (200, {"Content-Type": "video/mp4"}, talk)
+    site.add_hook(lambda path: mp4 if path == "/video/hive-tour.mp4" else None)
+    with_frames = build_definitions({**env, "MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS": "true"})
+    assert ingest(manifest, with_frames, instance, force=True).statuses["video"]["indexed"] == 3
+    assert site.requests["/video/hive-tour.mp4"] >= 1
+    assert site.requests["/media/pollination-talk.mp4"] == downloads
+    assert media.read(keys["captioned"])["path"] == "downloaded"
+    assert ArtifactStore(store, dg.AssetKey("key_frames"), {}).read(keys["captioned"])["frames"]

@@ -167,10 +167,20 @@ def captions(
 # --- media ------------------------------------------------------------------------------------
 
 
-def _needs_media(captions_record: Record, policy: VideoPolicy) -> bool:
-    return (
-        not captions_record.get("cues") or policy.always_download or policy.key_frames_with_captions
-    )
+def _with_download_decision(sources: dict[str, Record], policy: VideoPolicy) -> dict[str, Record]:
+    """Each video's input carries whether its media is needed, so changing the policy re-runs
+    the stage only for the videos whose answer changed (the decision is part of the input hash)."""
+    return {
+        key: {
+            **source,
+            "download": not source["captions"].get("cues")
+            or policy.always_download
+            or policy.key_frames_with_captions,
+        }
+        if is_ok(source)
+        else source
+        for key, source in sources.items()
+    }
 
 
 def media_record(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
@@ -205,7 +215,7 @@ def media_record(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactS
 def media_stage(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
     """The media record, with the best duration known: ffprobe's, else the platform's, else the
     end of the last cue (the caption path never touches the media, not even its headers)."""
-    if _needs_media(source["captions"], policy):
+    if source["download"]:
         return media_record(key, source, policy, blobs)
     cues = source["captions"].get("cues") or []
     duration = source["video_info"].get("duration_s") or (cues[-1]["end_s"] if cues else 0.0)
@@ -232,9 +242,9 @@ def media(
     return run_stage(
         context,
         object_store,
-        join_inputs(video_info=video_info, captions=captions),
+        _with_download_decision(join_inputs(video_info=video_info, captions=captions), policy),
         lambda key, source: media_stage(key, source, policy, blobs),
-        settings={"limits": asdict(policy.limits()), "always": policy.always_download},
+        settings={"limits": asdict(policy.limits())},
         preview=lambda r: {
             "path": r["path"],
             "bytes": r.get("bytes", 0),
