@@ -78,6 +78,7 @@ def export_onnx(model_dir: Path, target: Path) -> Path:
     Needs torch, transformers and onnx: a one-off per machine or image (``media-assets
     prepare-models``), after which no step imports them for embeddings.
     """
+    target.parent.mkdir(parents=True, exist_ok=True)  # before seconds of imports: fail fast
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
@@ -108,7 +109,6 @@ def export_onnx(model_dir: Path, target: Path) -> Path:
     mask = torch.ones((2, 8), dtype=torch.int64)
     mask[1, 5:] = 0
     example = (torch.ones_like(mask), mask, torch.zeros_like(mask))
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         partial = Path(tmp) / target.name
         with torch.no_grad(), warnings.catch_warnings():
@@ -195,7 +195,14 @@ def load_sentence_model(model_dir: str, cache_dir: str, device: str) -> _OnnxSen
     )
     if not onnx_path.is_file():
         log.info("exporting %s to ONNX once, into %s (about 10 s)", folder, onnx_path.parent)
-        export_onnx(folder, onnx_path)
+        try:
+            export_onnx(folder, onnx_path)
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot write the embedding model's ONNX export to {onnx_path.parent} ({exc}): "
+                "set MEDIA_ASSETS_MODEL_CACHE to a writable folder, or run "
+                "`media-assets prepare-models` where it is writable (set-up, image build)"
+            ) from exc
     return _OnnxSentenceModel(folder, onnx_path, device)
 
 

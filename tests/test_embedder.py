@@ -4,6 +4,7 @@ sentence-transformers library's, for short, padded and truncated texts alike."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from resources.embedder import SentenceTransformerEmbedder, default_model_path
 
@@ -37,3 +38,10 @@ def test_query_and_document_vectors_agree_and_are_unit_length() -> None:
     assert np.allclose(query, docs[0], atol=1e-6)
     assert docs[0] @ query > docs[1] @ query
     assert embedder.embed_documents([]).shape == (0, 384)
+
+
+def test_an_unwritable_cache_is_named_with_what_to_do(tmp_path: Path) -> None:
+    cache = tmp_path / "read-only"
+    cache.write_text("a file where the cache folder should be")
+    with pytest.raises(RuntimeError, match="MEDIA_ASSETS_MODEL_CACHE"):
+        SentenceTransformerEmbedder(cache_dir=str(cache)).embed_query("bees")
