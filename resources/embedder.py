@@ -146,25 +146,27 @@ class _OnnxSentenceModel:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
         options = ort.SessionOptions()
-        # Idle threads sleep instead of spinning: the cores are shared with the browser and with
-        # the next batch's stages.
+        # Idle threads sleep instead of spinning: the cores are shared with the browser.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(onnx_path), options, providers=[*providers, "CPUExecutionProvider"]
         )
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dimension = int(
+            pooling.get("word_embedding_dimension") or self._encode_batch(["dimension"]).shape[1]
+        )
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         # Similar lengths batched together: less padding to compute through.
         order = np.argsort([len(t) for t in texts], kind="stable")
-        out: np.ndarray | None = None
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            vectors = self._encode_batch([texts[i] for i in rows])
-            if out is None:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
-        assert out is not None
+        vectors = np.concatenate(
+            [
+                self._encode_batch([texts[i] for i in order[start : start + batch_size]])
+                for start in range(0, len(texts), batch_size)
+            ]
+        )
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
@@ -238,7 +240,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def dimension(self) -> int:
-        return int(self._model.encode(["dimension"], 1).shape[1])
+        return self._model.dimension
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
