@@ -69,7 +69,8 @@ def _instance():
 
 def _print_report(report, manifest_path: str) -> None:
     for problem in report.manifest.problems:
-        print(f"skipped {manifest_path} {problem}")
+        verdict = "skipped" if problem.severity == "error" else "warning:"
+        print(f"{verdict} {manifest_path} {problem}")
     for kind, count in report.skipped_kinds.items():
         print(f"{count} {kind} URL(s) wait: the {kind} chain is not part of this code location yet")
     failed_runs = [run_id for run_id, ok in report.runs if not ok]
@@ -87,15 +88,31 @@ def _print_report(report, manifest_path: str) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from media_assets.manifest import ManifestError, read_manifest
+
+    path = args.manifest or os.environ.get("MEDIA_ASSETS_MANIFEST")
+    if not path:
+        print(
+            "error: no manifest: pass a .jsonl, .csv or .txt path, or set MEDIA_ASSETS_MANIFEST",
+            file=sys.stderr,
+        )
+        return 2
+    try:  # before the definitions load: an unreadable file is reported at once
+        manifest, _ = read_manifest(path)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     from media_assets.definitions import defs
     from media_assets.ingest import ingest
 
-    path = args.manifest or os.environ.get("MEDIA_ASSETS_MANIFEST")
-    if not path or not Path(path).is_file():
-        print(f"error: manifest {path!r} not found: pass a .jsonl or .csv path", file=sys.stderr)
-        return 2
     report = ingest(
-        path, defs, _instance(), batch_size=args.batch_size, force=args.force, refresh=args.refresh
+        manifest,
+        defs,
+        _instance(),
+        batch_size=args.batch_size,
+        force=args.force,
+        refresh=args.refresh,
     )
     _print_report(report, path)
     return 0 if report.ok else 1

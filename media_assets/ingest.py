@@ -24,11 +24,10 @@ from media_assets.batching import (
     failed_in_run,
     range_tags,
 )
-from media_assets.manifest import Manifest
+from media_assets.manifest import Manifest, read_manifest
 from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
-from sensors.manifest import read_manifest
 
 # Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
 LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
@@ -109,7 +108,7 @@ def run_batches(
 
 
 def ingest(
-    manifest_path: str | Path,
+    manifest: Manifest | str | Path,
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     *,
@@ -122,9 +121,12 @@ def ingest(
 
     ``force`` runs materialized URLs again (stages whose inputs are unchanged reuse their
     artifacts and do no work); ``refresh`` also fetches the pages again, and implies ``force``.
+    ``manifest`` is a file (read by ``read_manifest``, which raises ``ManifestError``) or one
+    already read.
     """
     force = force or refresh
-    manifest, _ = read_manifest(str(manifest_path))
+    if not isinstance(manifest, Manifest):
+        manifest, _ = read_manifest(manifest)
     store: ObjectStore = defs.resources["object_store"]  # type: ignore[assignment]
     registry.register(store, manifest.entries)
     report = IngestReport(manifest)

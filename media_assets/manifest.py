@@ -1,21 +1,43 @@
-"""The URL manifest: JSON Lines or CSV in, validated entries and per-line problems out."""
+"""The URL manifest: JSON Lines, CSV or a bare list of URLs in, validated entries and per-line
+problems out.
+
+Manifests are read as people write them: UTF-8 with or without a byte-order mark, UTF-16 with
+one, Windows line endings, Latin-1 by mistake (read, with a warning). A line that is wrong is a
+problem for that line and the rest proceed; a file that cannot be read at all is a
+``ManifestError`` naming the file, never a manifest of zero entries (which the sensor would take
+as "remove every URL").
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import json
-from collections.abc import Iterable
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from partitions.keys import InvalidURLError, normalize_url, partition_key
 
 Kind = Literal["web", "video"]
 KINDS: tuple[Kind, ...] = ("web", "video")
+Format = Literal["jsonl", "csv", "list"]
+FORMAT_BY_SUFFIX: dict[str, Format] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "list",
+}
+FORMAT_HELP = "name it .jsonl (JSON Lines), .csv (with a 'url' column) or .txt (one URL a line)"
 MEDIA_EXTENSIONS = frozenset(
     {
         ".mp4",
@@ -36,6 +58,23 @@ MEDIA_EXTENSIONS = frozenset(
         ".mpd",
     }
 )
+# Spreadsheets export with commas, semicolons (where the comma is the decimal sign) or tabs.
+CSV_DELIMITERS = ",;\t|"
+# Text has next to no control characters; a file where one character in 20 is one is binary.
+BINARY_CONTROL_SHARE = 0.05
+_URL_SHAPE = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+# A '#' starts a comment at the start of a line or after whitespace; inside a URL it is a fragment.
+_LIST_COMMENT = re.compile(r"(?:^|\s)#.*")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all; the message names the file and, where it applies,
+    the line."""
+
+    def __init__(self, reason: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.reason, self.path, self.line = reason, path, line
+        where = f"manifest {path}" if path else "manifest"
+        super().__init__(f"{where}{f' line {line}' if line else ''}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -59,8 +98,11 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class ManifestProblem:
+    """A line that was skipped (``error``), or read with a caveat (``warning``: rows kept)."""
+
     line: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -116,55 +158,297 @@ def detect_kind(url: str) -> Kind:
     return "video" if suffix in MEDIA_EXTENSIONS or is_platform_video(url) else "web"
 
 
-def _rows_jsonl(text: str) -> Iterable[tuple[int, dict[str, object] | str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
+# --- bytes to text -------------------------------------------------------------------------
+
+
+def decode_manifest(data: bytes) -> tuple[str, list[ManifestProblem]]:
+    """Text of a manifest file, and a warning when it was not UTF-8.
+
+    Raises ``ManifestError`` (without a path) for binary data.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
         try:
-            row = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
-            continue
-        yield number, row if isinstance(row, dict) else "expected a JSON object with a 'url' field"
-
-
-def _rows_csv(text: str) -> Iterable[tuple[int, dict[str, object] | str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "url" not in [f.strip() for f in reader.fieldnames]:
-        yield 1, "CSV manifest needs a header row with a 'url' column"
-        return
-    for row in reader:
-        clean = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        tags = {k[len("tag_") :]: v for k, v in clean.items() if k.startswith("tag_") and v}
-        yield (
-            reader.line_num,
-            {"url": clean.get("url", ""), "kind": clean.get("kind") or None, "tags": tags},
+            return data.decode("utf-16"), []
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"broken UTF-16 text ({exc.reason}): save it as UTF-8") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ManifestError(
+            f"binary data (a NUL byte at offset {nul}), not a text manifest: "
+            f"{FORMAT_HELP}, saved as UTF-8 text"
         )
+    warnings: list[ManifestProblem] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # Windows-1252 is what "Latin-1" means on most machines that write one by mistake;
+        # its five unassigned bytes fall back to true Latin-1, which decodes anything.
+        try:
+            text, encoding = data.decode("cp1252"), "Windows-1252"
+        except UnicodeDecodeError:
+            text, encoding = data.decode("latin-1"), "Latin-1"
+        warnings.append(
+            ManifestProblem(
+                data.count(b"\n", 0, exc.start) + 1,
+                f"not UTF-8 (byte 0x{data[exc.start]:02X}); read as {encoding} and the rows "
+                "kept: check its accented characters and save the file as UTF-8",
+                "warning",
+            )
+        )
+    sample = text[:8192]
+    controls = sum(1 for c in sample if c < " " and c not in "\t\n\r\f")
+    if sample and controls / len(sample) > BINARY_CONTROL_SHARE:
+        raise ManifestError(
+            f"binary data ({controls} control characters in its first {len(sample)}), "
+            f"not a text manifest: {FORMAT_HELP}"
+        )
+    return text, warnings
 
 
-def parse_manifest(text: str, fmt: Literal["jsonl", "csv"]) -> Manifest:
-    """Parse a manifest; bad lines become problems with their line numbers, the rest proceed."""
-    rows = _rows_jsonl(text) if fmt == "jsonl" else _rows_csv(text)
+def _unify_lines(text: str) -> str:
+    """``\\n`` line ends only, and no byte-order marks at line starts (left by files joined
+    with ``cat``). ``str.splitlines`` is not used: it also breaks at form feeds, U+0085 and
+    U+2028, which shifts the line numbers people look up."""
+    unified = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n\ufeff", "\n")
+    return unified.removeprefix("\ufeff")
+
+
+def _looks_like_url(text: str) -> bool:
+    return bool(_URL_SHAPE.fullmatch(text.strip()))
+
+
+def _meaningful_lines(text: str) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(_unify_lines(text).split("\n"), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, stripped
+
+
+def _csv_delimiter(header: str) -> str | None:
+    """The delimiter that makes ``header`` a row with a 'url' column, if any does."""
+    for delimiter in CSV_DELIMITERS:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        if "url" in (name.strip().lower() for name in names):
+            return delimiter
+    return None
+
+
+def manifest_format(name: str, text: str = "") -> Format:
+    """Format of a manifest by its file name, else by its content when that is plain: JSON
+    objects, a CSV header with a 'url' column, or URLs."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in FORMAT_BY_SUFFIX:
+        return FORMAT_BY_SUFFIX[suffix]
+    first = next((line for _, line in _meaningful_lines(text)), None)
+    if first is None or _looks_like_url(first):
+        return "list"
+    if first.startswith(("{", "[")):
+        return "jsonl"
+    if _csv_delimiter(first):
+        return "csv"
+    raise ManifestError(f"cannot tell its format from the name or the content: {FORMAT_HELP}")
+
+
+# --- text to rows --------------------------------------------------------------------------
+
+# A row is a line number and a JSON value (a CSV row takes the shape of a JSON object); a line
+# already known to be bad comes as its problem instead.
+Row = tuple[int, object] | ManifestProblem
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _skip_json_whitespace(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\n\r":
+        position += 1
+    return position
+
+
+def _json_array_items(text: str) -> Iterator[Row]:
+    """Items of a file that is one JSON array, each with the line it starts on. Called only
+    once ``json.loads`` accepted the text, so the scan cannot go astray."""
+    decoder = json.JSONDecoder()
+    position = _skip_json_whitespace(text, text.index("[") + 1)
+    line, counted = 1, 0
+    while text[position] != "]":
+        line += text.count("\n", counted, position)
+        counted = position
+        item, end = decoder.raw_decode(text, position)
+        yield line, item
+        position = _skip_json_whitespace(text, end)
+        if text[position] == ",":
+            position = _skip_json_whitespace(text, position + 1)
+
+
+def _rows_jsonl(text: str) -> Iterator[Row]:
+    stripped = text.strip()
+    if "\n" in stripped and stripped.startswith(("[", "{")):
+        # One JSON document over several lines (a JSON Lines file fails here at its line 2).
+        try:
+            whole = json.loads(stripped)
+        except (json.JSONDecodeError, RecursionError):
+            whole = None
+        if isinstance(whole, list):
+            yield from _json_array_items(text)
+            return
+        if isinstance(whole, dict):
+            raise ManifestError(
+                "one JSON object spread over several lines: JSON Lines wants one object a line "
+                '({"url": ...}), or give a JSON array of such objects',
+                line=1,
+            )
+    for number, line in _meaningful_lines(text):
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            hint = (
+                ': a bare URL? write {"url": "…"}, or list bare URLs in a .txt file'
+                if _looks_like_url(line)
+                else ""
+            )
+            yield ManifestProblem(number, f"not valid JSON ({exc.msg} at column {exc.colno}){hint}")
+        except RecursionError:
+            yield ManifestProblem(number, "not valid JSON (nested too deeply)")
+
+
+def _rows_csv(text: str) -> Iterator[Row]:
+    first = next((line for _, line in _meaningful_lines(text)), None)
+    if first is None:
+        return
+    delimiter = _csv_delimiter(first)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter or ",")
+    header: list[str] | None = None
+    last_line = 0
+    try:
+        for cells in reader:
+            start, last_line = last_line + 1, reader.line_num
+            if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
+                continue
+            if header is None:
+                if delimiter is None:
+                    raise ManifestError(_no_url_column(cells), line=start)
+                header = [cell.strip() for cell in cells]
+            elif len(cells) > len(header):
+                yield ManifestProblem(
+                    start,
+                    f"{len(cells)} fields but the header has {len(header)}: quote a URL that "
+                    f"contains {delimiter!r}",
+                )
+            elif any("\n" in cell for cell in cells):
+                yield ManifestProblem(
+                    start,
+                    f"a quoted field runs on to line {last_line}: an unmatched '\"'? "
+                    f"lines {start} to {last_line} are skipped",
+                )
+            else:
+                yield start, _csv_row(dict(zip(header, cells, strict=False)))
+    except csv.Error as exc:
+        raise ManifestError(f"not readable as CSV: {exc}", line=reader.line_num) from None
+
+
+def _no_url_column(cells: list[str]) -> str:
+    if cells and _looks_like_url(cells[0]):
+        return (
+            "no header row: the first line is a URL; add a first line 'url' (optionally "
+            "',kind' and 'tag_<name>' columns), or name the file .txt for a bare list"
+        )
+    found = ", ".join(repr(cell.strip()) for cell in cells)
+    return f"the header row has no 'url' column (found {found}): add one"
+
+
+def _csv_row(cells: dict[str, str]) -> dict[str, object]:
+    """A CSV row in the shape of a JSON Lines object; column names match case-insensitively."""
+    row: dict[str, object] = {}
+    tags: dict[str, str] = {}
+    for name, value in cells.items():
+        lowered, value = name.lower(), value.strip()
+        if lowered in ("url", "kind"):
+            row[lowered] = value or None
+        elif lowered.startswith("tag_") and value:
+            tags[name[len("tag_") :]] = value
+    return {**row, "tags": tags}
+
+
+def _rows_list(text: str) -> Iterator[Row]:
+    for number, line in enumerate(_unify_lines(text).split("\n"), start=1):
+        url = _LIST_COMMENT.sub("", line, count=1).strip()
+        if url:
+            yield number, {"url": url}
+
+
+_ROWS = {"jsonl": _rows_jsonl, "csv": _rows_csv, "list": _rows_list}
+
+
+# --- rows to entries -----------------------------------------------------------------------
+
+
+def _fields(row: object) -> tuple[str, Kind | None, dict[str, str]] | str:
+    """URL, kind and tags of one row, or what is wrong with it (every fault, not the first)."""
+    if isinstance(row, str):  # a JSON string is a URL given bare
+        row = {"url": row}
+    if not isinstance(row, dict):
+        return f"expected a JSON object with a 'url' field, got {_json_type(row)}"
+    faults: list[str] = []
+    url = row.get("url")
+    if url is None:
+        found = f" (it has {', '.join(repr(k) for k in row)})" if row else ""
+        faults.append(f"missing 'url'{found}")
+    elif not isinstance(url, str):
+        faults.append(f"'url' must be a string, got {_json_type(url)}")
+    elif not url.strip():
+        faults.append("'url' is empty")
+    kind = row.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        faults.append(f"'kind' must be the string 'web' or 'video', got {_json_type(kind)}")
+    elif isinstance(kind, str) and kind.strip().lower() not in KINDS:
+        faults.append(f"kind {kind!r} is not one of {list(KINDS)}")
+    tags = row.get("tags")
+    if tags is not None and not isinstance(tags, dict):
+        faults.append(f"'tags' must be an object of name: value, got {_json_type(tags)}")
+    elif tags:
+        faults += [
+            f"tag {name!r} must be a string or a number, got {_json_type(value)}"
+            for name, value in tags.items()
+            if value is None or isinstance(value, dict | list)
+        ]
+    if faults:
+        return "; ".join(faults)
+    clean_kind = cast(Kind, kind.strip().lower()) if isinstance(kind, str) else None
+    clean_tags = {
+        str(name): value if isinstance(value, str) else json.dumps(value)
+        for name, value in (tags or {}).items()
+    }
+    return cast(str, url).strip(), clean_kind, clean_tags
+
+
+def parse_manifest(text: str, fmt: Format) -> Manifest:
+    """Parse a manifest; bad lines become problems with their line numbers, the rest proceed.
+
+    Raises ``ManifestError`` when the text as a whole cannot be a manifest of that format.
+    """
     entries: list[ManifestEntry] = []
     problems: list[ManifestProblem] = []
     first_line_of: dict[str, int] = {}
-    for number, row in rows:
-        if isinstance(row, str):
-            problems.append(ManifestProblem(number, row))
+    for row in _ROWS[fmt](_unify_lines(text)):
+        if isinstance(row, ManifestProblem):
+            problems.append(row)
             continue
-        url = row.get("url")
-        kind = row.get("kind")
-        tags = row.get("tags") or {}
-        if not isinstance(url, str) or not url.strip():
-            problems.append(ManifestProblem(number, "missing 'url'"))
+        number, value = row
+        fields = _fields(value)
+        if isinstance(fields, str):
+            problems.append(ManifestProblem(number, fields))
             continue
-        if kind is not None and kind not in KINDS:
-            problems.append(ManifestProblem(number, f"kind {kind!r} is not one of {list(KINDS)}"))
-            continue
-        if not isinstance(tags, dict):
-            problems.append(ManifestProblem(number, "'tags' must be an object"))
-            continue
+        url, kind, tags = fields
         try:
             normalized = normalize_url(url)
         except InvalidURLError as exc:
@@ -182,23 +466,39 @@ def parse_manifest(text: str, fmt: Literal["jsonl", "csv"]) -> Manifest:
         first_line_of[key] = number
         entries.append(
             ManifestEntry(
-                url=url.strip(),
+                url=url,
                 normalized_url=normalized,
                 key=key,
                 kind=kind or detect_kind(normalized),
                 line=number,
-                tags={str(k): str(v) for k, v in tags.items()},
+                tags=tags,
             )
         )
     return Manifest(entries, problems)
 
 
-def manifest_format(name: str) -> Literal["jsonl", "csv"]:
-    lowered = name.lower()
-    if lowered.endswith(".csv"):
-        return "csv"
-    if lowered.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    raise ValueError(
-        f"manifest {name!r}: name it .jsonl (JSON Lines) or .csv (with a 'url' column)"
-    )
+def read_manifest(path: str | Path) -> tuple[Manifest, str]:
+    """Read and parse a manifest file, with the SHA-256 of its bytes (the sensor's cursor).
+
+    The one place a manifest file is read: the sensor and ``media-assets ingest`` both call it.
+    Raises ``ManifestError`` naming the file when it cannot be read at all.
+    """
+    file = Path(path)
+    try:
+        info = file.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ManifestError("is a directory; give the manifest file inside it", path=str(path))
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise ManifestError("is not a regular file", path=str(path))
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError("no such file", path=str(path)) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        text, warnings = decode_manifest(data)
+        manifest = parse_manifest(text, manifest_format(file.name, text))
+    except ManifestError as exc:
+        raise ManifestError(exc.reason, path=str(path), line=exc.line) from None
+    manifest.problems[:0] = warnings
+    return manifest, hashlib.sha256(data).hexdigest()

@@ -1,6 +1,5 @@
 """The manifest sensor: new manifest entries become partitions and batched runs."""
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ import dagster as dg
 from media_assets import registry
 from media_assets.assets import video_assets, web_assets
 from media_assets.batching import JOB_BY_KIND, range_tags
-from media_assets.manifest import Manifest, manifest_format, parse_manifest
+from media_assets.manifest import Manifest, read_manifest
 from media_assets.removal import remove_sources
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
@@ -32,14 +31,6 @@ def batched_run_requests(
         )
         for b in batches
     ]
-
-
-def read_manifest(path: str) -> tuple[Manifest, str]:
-    file = Path(path)
-    text = file.read_text(encoding="utf-8")
-    return parse_manifest(text, manifest_format(file.name)), hashlib.sha256(
-        text.encode()
-    ).hexdigest()
 
 
 @dataclass

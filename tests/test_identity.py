@@ -2,7 +2,7 @@
 
 import pytest
 
-from media_assets.manifest import parse_manifest
+from media_assets.manifest import ManifestError, parse_manifest
 from partitions.keys import InvalidURLError, normalize_url, partition_key
 
 
@@ -53,8 +53,9 @@ def test_key_is_stable_across_releases() -> None:
     ],
 )
 def test_bad_urls_are_refused_with_a_reason(bad: str) -> None:
-    with pytest.raises(InvalidURLError, match=r"\S"):
+    with pytest.raises(InvalidURLError, match=r"\S") as refused:
         normalize_url(bad)
+    assert "pw@" not in str(refused.value)
 
 
 def test_jsonl_manifest_reports_bad_lines_and_keeps_the_rest() -> None:
@@ -92,8 +93,7 @@ def test_csv_manifest() -> None:
         ("https://example.com/a", "web", {"team": "docs"})
     ]
     assert [p.line for p in manifest.problems] == [3]
-    assert (
+    # Without a 'url' column no row can be read: the whole file is refused, not emptied (an
+    # empty manifest would tell the sensor to remove every URL).
+    with pytest.raises(ManifestError, match="no 'url' column"):
         parse_manifest("address\nhttps://x.org\n", "csv")
-        .problems[0]
-        .message.startswith("CSV manifest needs")
-    )
