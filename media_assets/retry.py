@@ -10,7 +10,12 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponenti
 T = TypeVar("T")
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Error classes (as recorded on failed records and dead letters) worth another try later.
-TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_unavailable"})
+# A DNS failure is one: resolvers have outages, and a page must not leave the index for one.
+TRANSIENT_CLASSES = frozenset({"http_transient", "timeout", "network", "robots_unavailable", "dns"})
+
+
+def classify_http(status: int) -> str:
+    return "http_transient" if status in TRANSIENT_HTTP else "http_client_error"
 
 
 def is_transient(exc: BaseException) -> bool:

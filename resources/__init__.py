@@ -16,6 +16,11 @@
 - ``MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD``: ``true`` downloads media even when captions exist
 - ``MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS``: ``true`` downloads captioned videos too, for
   their on-screen text (the speech still comes from the captions)
+- ``MEDIA_ASSETS_VIDEO_MAX_BYTES`` (default 2 GB), ``MEDIA_ASSETS_VIDEO_MIN_RATE`` (bytes/s a
+  download must keep up on average, default 16384), ``MEDIA_ASSETS_VIDEO_DOWNLOAD_TIMEOUT_S``
+  (default 3600): the media download's caps, enforced as the bytes arrive
+- ``MEDIA_ASSETS_MAX_PAGE_BYTES`` (default 10 MB) and ``MEDIA_ASSETS_NAVIGATION_TIMEOUT_S``
+  (default 20): a page's cap and its navigation limit
 - ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
 - ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
 - ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
@@ -156,8 +161,12 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "browser": BrowserResource(
             executable_path=env.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium"),
             concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4")),
+            navigation_timeout_s=float(env.get("MEDIA_ASSETS_NAVIGATION_TIMEOUT_S", "20")),
         ),
-        "fetch_policy": FetchPolicy(allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS"))),
+        "fetch_policy": FetchPolicy(
+            allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS")),
+            max_page_bytes=int(env.get("MEDIA_ASSETS_MAX_PAGE_BYTES", "10000000")),
+        ),
         "embedder": embedder_from(env),
         "vector_index": index_from(env, data),
         "video_policy": VideoPolicy(
@@ -165,6 +174,9 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             key_frames_with_captions=env.get("MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS", "")
             == "true",
             extractors=_list(env.get("MEDIA_ASSETS_VIDEO_EXTRACTORS")) or ["default"],
+            max_media_bytes=int(env.get("MEDIA_ASSETS_VIDEO_MAX_BYTES", "2000000000")),
+            min_download_bytes_per_s=float(env.get("MEDIA_ASSETS_VIDEO_MIN_RATE", "16384")),
+            download_timeout_s=float(env.get("MEDIA_ASSETS_VIDEO_DOWNLOAD_TIMEOUT_S", "3600")),
         ),
         "speech": speech_from(env),
         "diarizer": diarizer_from(env),

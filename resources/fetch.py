@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from media_assets.web.render import RenderSettings
+from media_assets.web.safety import AllowEntry
 
 
 class FetchPolicy(dg.ConfigurableResource):
     """What may be fetched and how politely. Private, loopback, link-local and metadata addresses
-    are refused unless listed in ``allow_hosts`` (host names or CIDR networks)."""
+    are refused unless listed in ``allow_hosts`` (a host, host:port, address or CIDR network; a
+    malformed entry is an error when the resource is built, not a policy that refuses all)."""
 
     user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
     allow_hosts: list[str] = Field(default_factory=list)
@@ -18,6 +20,13 @@ class FetchPolicy(dg.ConfigurableResource):
     requests_per_second_per_host: float = 10.0
     same_site_subresources_only: bool = False
     max_page_bytes: int = 10_000_000
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _entries_parse(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            AllowEntry.parse(entry)
+        return entries
 
 
 class BrowserResource(dg.ConfigurableResource):

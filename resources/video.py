@@ -20,6 +20,10 @@ class VideoPolicy(dg.ConfigurableResource):
     key_frames_with_captions: bool = False
     max_media_bytes: int = 2_000_000_000
     max_duration_s: float = 4 * 3600
+    # A media server slower than this on average is treated as stalled (a trickling body would
+    # otherwise hold the step forever); and no download may take longer than the timeout.
+    min_download_bytes_per_s: float = 16_384
+    download_timeout_s: float = 3600
     frame_interval_s: float = 5.0
     scene_threshold: float = 0.3
     max_frames: int = 120
@@ -28,7 +32,12 @@ class VideoPolicy(dg.ConfigurableResource):
     extractors: list[str] = Field(default_factory=lambda: ["default"])
 
     def limits(self) -> MediaLimits:
-        return MediaLimits(self.max_media_bytes, self.max_duration_s)
+        return MediaLimits(
+            self.max_media_bytes,
+            self.max_duration_s,
+            self.min_download_bytes_per_s,
+            self.download_timeout_s,
+        )
 
     def frames(self) -> FrameSettings:
         return FrameSettings(self.frame_interval_s, self.scene_threshold, self.max_frames)

@@ -5,6 +5,7 @@ Every stage materializes for every partition; on the caption path the media stag
 """
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,12 +27,14 @@ from media_assets.assets.common import (
     url_asset,
 )
 from media_assets.chunks import sha256_text
+from media_assets.egress import EGRESS_HEADER, Limits, egress_session, raise_for_refusal
 from media_assets.retry import with_retries
 from media_assets.video import media as media_files
 from media_assets.video.captions import CaptionTrack, Cue, parse_captions, pick_track
 from media_assets.video.chunk import chunk_video
 from media_assets.video.frames import TextSpan, extract_key_frames, merge_spans
 from media_assets.video.info import VideoInfo, extract_infos
+from media_assets.video.media import MediaError
 from media_assets.video.speakers import Turn, assign_speakers, turns_from_words
 from media_assets.video.speech import Transcript, Word, from_cues
 from media_assets.video.timeline import (
@@ -41,7 +44,7 @@ from media_assets.video.timeline import (
     detect_chapters,
     platform_chapters,
 )
-from media_assets.web.safety import AddressPolicy, BlockedURLError
+from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
 from partitions import videos
 from resources.embedder import Embedder
 from resources.fetch import FetchPolicy
@@ -62,7 +65,7 @@ def _video(**kwargs: object) -> dg.AssetsDefinition:
 # --- video_info -------------------------------------------------------------------------------
 
 
-def info_record(info: VideoInfo, addresses: AddressPolicy) -> Record:
+def info_record(info: VideoInfo, allow_hosts: Sequence[str], probe_timeout_s: float = 60) -> Record:
     """The metadata record; a duration the extractor lacks comes from ffprobe (reading only the
     headers) — but only when no caption track is on offer, since on the captions path the media
     is never requested."""
@@ -70,13 +73,25 @@ def info_record(info: VideoInfo, addresses: AddressPolicy) -> Record:
     url = record.pop("url")
     has_tracks = bool(info.subtitles or info.automatic_captions)
     if info.status == "ok" and info.duration_s is None and info.media_url and not has_tracks:
-        try:
-            addresses.check(info.media_url)
-            record["duration_s"] = media_files.media_duration(info.media_url)
-            record["duration_from"] = "ffprobe"
-        except BlockedURLError:
-            pass  # the media step refuses it with the reason
+        duration = media_files.media_duration(info.media_url, allow_hosts, probe_timeout_s)
+        if duration is not None:
+            record["duration_s"], record["duration_from"] = duration, "ffprobe"
     return {**record, "source_url": url, "input_sha256": sha256_text(url)}
+
+
+def video_infos(urls: Sequence[str], fetch: FetchPolicy, policy: VideoPolicy) -> list[Record]:
+    """Metadata records for a batch: one yt-dlp for all, every request through the egress proxy
+    (pages and redirects capped like web pages, each connection bounded in time)."""
+    limits = Limits(
+        max_bytes_per_connection=fetch.max_page_bytes,
+        min_bytes_per_s=policy.min_download_bytes_per_s,
+        idle_s=30,
+        judge_declared_length=False,  # yt-dlp reads only the start of a direct media link
+    )
+    with egress_session(fetch.allow_hosts, limits) as egress:
+        infos = extract_infos(urls, policy.extractors, egress)
+    probe_timeout_s = min(60.0, policy.download_timeout_s)
+    return [info_record(info, fetch.allow_hosts, probe_timeout_s) for info in infos]
 
 
 @_video(code_version="1", kinds={"yt-dlp"}, pool="web_fetch")
@@ -99,12 +114,17 @@ def video_info(
         try:
             addresses.check(source.url)
             todo[source.url] = key
-        except BlockedURLError as exc:
-            records[key] = {"status": "refused", "source_url": source.url, "error": str(exc),
-                            "error_class": "refused"}  # fmt: skip
+        except (BlockedURLError, DNSLookupError) as exc:
+            error_class = "refused" if isinstance(exc, BlockedURLError) else "dns"
+            records[key] = {
+                "status": "refused" if error_class == "refused" else "failed",
+                "source_url": source.url,
+                "error": str(exc),
+                "error_class": error_class,
+            }
     with timed() as clock:
-        for info in extract_infos(list(todo), video_policy.extractors):
-            records[todo[info.url]] = info_record(info, addresses)
+        for record in video_infos(list(todo), fetch_policy, video_policy):
+            records[todo[record["source_url"]]] = record
     return batch_output(
         context,
         checkpoints,
@@ -117,12 +137,31 @@ def video_info(
 # --- captions ---------------------------------------------------------------------------------
 
 
+MAX_CAPTION_BYTES = 5_000_000
+
+
 @with_retries(max_seconds=30)
-def _download_text(url: str, policy: AddressPolicy, user_agent: str) -> str:
-    policy.check(url)
-    response = httpx.get(
-        url, follow_redirects=False, timeout=30, headers={"User-Agent": user_agent}
-    )
+def _download_text(url: str, allow_hosts: Sequence[str], user_agent: str) -> str:
+    """A caption file through the egress proxy (redirects are the proxy's to check), capped."""
+    limits = Limits(max_bytes_per_connection=MAX_CAPTION_BYTES, idle_s=30, deadline_s=60)
+    with egress_session(allow_hosts, limits) as egress:
+        try:
+            response = httpx.get(
+                url,
+                follow_redirects=True,
+                timeout=30,
+                headers={"User-Agent": user_agent},
+                proxy=egress.url,
+                trust_env=False,
+            )
+        except httpx.ProxyError as exc:
+            raise_for_refusal(str(exc))
+            raise
+        except httpx.TransportError as exc:
+            if cut := egress.first("too_large"):
+                raise MediaError(f"caption track: {cut.message}", "too_large") from exc
+            raise
+        raise_for_refusal(response.reason_phrase, response.headers.get(EGRESS_HEADER))
     response.raise_for_status()
     return response.text
 
@@ -132,7 +171,7 @@ def captions_record(info: Record, languages: list[str], fetch: FetchPolicy) -> R
     base = {"status": "ok", "source_url": info["source_url"]}
     if track is None:
         return {**base, "path": "no captions", "track": None, "cues": []}
-    text = _download_text(track.url, AddressPolicy(fetch.allow_hosts), fetch.user_agent)
+    text = _download_text(track.url, fetch.allow_hosts, fetch.user_agent)
     cues = parse_captions(text, track.ext)
     return {
         **base,
@@ -183,12 +222,14 @@ def _with_download_decision(sources: dict[str, Record], policy: VideoPolicy) -> 
     }
 
 
-def media_record(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
+def media_record(
+    key: str, source: Record, policy: VideoPolicy, allow_hosts: Sequence[str], blobs: ArtifactStore
+) -> Record:
     """Download, check, normalise; the files go to object storage beside the record."""
     url = source["video_info"]["media_url"] or source["source_url"]
     with tempfile.TemporaryDirectory(prefix="media-") as tmp:
         folder = Path(tmp)
-        original = media_files.download(url, folder, policy.limits())
+        original = media_files.download(url, folder, policy.limits(), allow_hosts)
         probe = media_files.probe(original, policy.limits())
         record: Record = {
             "status": "ok",
@@ -202,7 +243,7 @@ def media_record(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactS
             "files": {"original": blobs.blob_key(key, f"original{original.suffix}")},
         }
         if probe.has_audio:
-            audio = media_files.normalize_audio(original, folder)
+            audio = media_files.normalize_audio(original, folder, policy.limits().tool_timeout_s)
             record["loudness"] = audio.measured
             record["files"]["audio_48k"] = blobs.blob_key(key, "audio_48k.wav")
             record["files"]["audio_16k"] = blobs.blob_key(key, "audio_16k.wav")
@@ -212,11 +253,13 @@ def media_record(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactS
     return record
 
 
-def media_stage(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
+def media_stage(
+    key: str, source: Record, policy: VideoPolicy, allow_hosts: Sequence[str], blobs: ArtifactStore
+) -> Record:
     """The media record, with the best duration known: ffprobe's, else the platform's, else the
     end of the last cue (the caption path never touches the media, not even its headers)."""
     if source["download"]:
-        return media_record(key, source, policy, blobs)
+        return media_record(key, source, policy, allow_hosts, blobs)
     cues = source["captions"].get("cues") or []
     duration = source["video_info"].get("duration_s") or (cues[-1]["end_s"] if cues else 0.0)
     return {
@@ -230,6 +273,7 @@ def media_stage(key: str, source: Record, policy: VideoPolicy, blobs: ArtifactSt
 @_video(code_version="1", kinds={"ffmpeg", "yt-dlp"}, pool="web_fetch")
 def media(
     context: dg.AssetExecutionContext,
+    fetch_policy: FetchPolicy,
     video_policy: VideoPolicy,
     object_store: ObjectStore,
     video_info: dict[str, Record],
@@ -243,7 +287,7 @@ def media(
         context,
         object_store,
         _with_download_decision(join_inputs(video_info=video_info, captions=captions), policy),
-        lambda key, source: media_stage(key, source, policy, blobs),
+        lambda key, source: media_stage(key, source, policy, fetch_policy.allow_hosts, blobs),
         settings={"limits": asdict(policy.limits())},
         preview=lambda r: {
             "path": r["path"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +28,9 @@ TEXT_TYPES = (
 )
 
 # A hook may answer a request itself: it returns (status, headers, body) or None to serve the file.
-Hook = Callable[[str], tuple[int, dict[str, str], bytes] | None]
+# A body given as an iterable of chunks is streamed (each chunk flushed), e.g. to trickle; its
+# Content-Length is whatever the hook declares, if anything.
+Hook = Callable[[str], tuple[int, dict[str, str], bytes | Iterable[bytes]] | None]
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -51,14 +53,27 @@ class _Handler(SimpleHTTPRequestHandler):
             if answer is not None:
                 status, headers, body = answer
                 self.send_response(status)
-                for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                if isinstance(body, bytes):
+                    headers = {"Content-Length": str(len(body)), **headers}
+                    body = [body]
+                else:
+                    self.close_connection = True  # a stream ends when the connection does
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
-                    self.server.bytes_sent[self.path.split("?")[0]] += len(body)
+                    self._stream(body)
                 return True
         return False
+
+    def _stream(self, chunks: Iterable[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                self.server.bytes_sent[self.path.split("?")[0]] += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (or was made to)
 
     def copyfile(self, source: Any, outputfile: Any) -> None:
         data = source.read()

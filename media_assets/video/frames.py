@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from media_assets.video.media import MediaError
+from media_assets.video.media import LOCAL_ONLY, run_tool
 
 _SHOWINFO = re.compile(r"n:\s*(\d+).*?pts_time:([0-9.]+)")
 _SCENE = re.compile(r"lavfi\.scene_score=([0-9.]+)")
@@ -33,6 +33,7 @@ class FrameSettings:
     # by more than 32 levels; a changed slide title changes 2-3 %.
     duplicate_changed_fraction: float = 0.005
     width: int = 960
+    timeout_s: float = 3600
 
 
 @dataclass
@@ -69,11 +70,12 @@ def extract_key_frames(
         f"select='isnan(prev_selected_t)+gt(scene\\,{settings.scene_threshold})"
         f"+gte(t-prev_selected_t\\,{interval:.3f})'"
     )
-    done = subprocess.run(
+    done = run_tool(
         [
             "ffmpeg",
             "-hide_banner",
             "-nostdin",
+            *LOCAL_ONLY,
             "-i",
             str(video),
             "-an",
@@ -87,13 +89,9 @@ def extract_key_frames(
             "-y",
             str(folder / "frame_%05d.jpg"),
         ],
-        capture_output=True,
-        text=True,
-        check=False,
+        "extracting key frames",
+        settings.timeout_s,
     )
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MediaError(f"extracting key frames failed: {reason[:300]}", "corrupt_media")
     times, scores, pending = [], [], 0.0
     for line in done.stderr.splitlines():
         if scene := _SCENE.search(line):

@@ -7,9 +7,13 @@ pattern (seconds), later ones take tens of milliseconds.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from media_assets.egress import Session
+from media_assets.retry import classify_http
 
 
 @dataclass
@@ -46,11 +50,14 @@ def _title(info: dict[str, Any]) -> str | None:
 def extract_infos(
     urls: Sequence[str],
     extractors: Sequence[str] | None = None,
+    egress: Session | None = None,
 ) -> list[VideoInfo]:
     """Metadata for each URL; a URL yt-dlp cannot read fails alone with the reason.
 
     ``extractors`` limits which yt-dlp extractors are tried (e.g. ``["generic", "html5"]`` for
-    plain pages and direct media links), which also makes the first extraction fast.
+    plain pages and direct media links), which also makes the first extraction fast. Every
+    request goes through ``egress`` (the fetch policy's proxy) when given — yt-dlp follows
+    redirects and reads pages itself, so only the proxy sees every address it connects to.
     """
     options: dict[str, Any] = {
         "quiet": True,
@@ -58,28 +65,27 @@ def extract_infos(
         "noprogress": True,
         "skip_download": True,
         "noplaylist": True,
+        "socket_timeout": 30,
+        "retries": 1,
+        "extractor_retries": 0,
     }
     if extractors:
         options["allowed_extractors"] = list(extractors)
+    if egress is not None:
+        options["proxy"] = egress.url
     # yt-dlp loads here: a quarter of a second that web-only processes need not pay.
     import yt_dlp
-    from yt_dlp.utils import DownloadError
 
     results = []
     with yt_dlp.YoutubeDL(options) as ydl:
         for url in urls:
+            since = time.monotonic()
             try:
                 info = ydl.sanitize_info(ydl.extract_info(url, download=False))
-            except DownloadError as exc:
-                message = str(exc).removeprefix("ERROR: ").strip()
-                unsupported = "Unsupported URL" in message
+            except Exception as exc:  # one URL's failure, whatever it is, is that URL's alone
+                error, error_class = explain_fetch_error(exc, egress, since)
                 results.append(
-                    VideoInfo(
-                        url=url,
-                        status="failed",
-                        error="no video found at this URL" if unsupported else message,
-                        error_class="no_video" if unsupported else "network",
-                    )
+                    VideoInfo(url=url, status="failed", error=error, error_class=error_class)
                 )
                 continue
             results.append(
@@ -97,3 +103,25 @@ def extract_infos(
                 )
             )
     return results
+
+
+def explain_fetch_error(
+    exc: BaseException, egress: Session | None, since: float
+) -> tuple[str, str]:
+    """A fetch failure as (message, error class): what the egress proxy refused or cut says it
+    best; then the HTTP status yt-dlp quotes; an unsupported page is ``no_video``."""
+    message = str(exc).removeprefix("ERROR: ").strip() or type(exc).__name__
+    event = egress.first(since=since) if egress is not None else None
+    if event is not None:
+        return event.message, event.error_class
+    if "Unsupported URL" in message:
+        return "no video found at this URL", "no_video"
+    if status := re.search(r"HTTP Error (\d{3})", message):
+        return message, classify_http(int(status.group(1)))
+    if isinstance(exc, UnicodeError | ValueError):
+        return f"invalid URL: {message}", "invalid"
+    if "timed out" in message.lower():
+        return message, "timeout"
+    if type(exc).__name__ in ("DownloadError", "ExtractorError") or isinstance(exc, OSError):
+        return message, "network"
+    return f"{type(exc).__name__}: {message}", "exception"

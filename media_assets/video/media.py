@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from media_assets.egress import Limits, Session, egress_session, subprocess_env
+
 LOUDNESS_TARGET = {"I": -23.0, "TP": -2.0, "LRA": 7.0}  # EBU R128
 
 
@@ -31,6 +33,26 @@ class MediaError(Exception):
 class MediaLimits:
     max_bytes: int = 2_000_000_000
     max_duration_s: float = 4 * 3600
+    # A download slower than this on average (after a grace period) is a stalled server.
+    min_bytes_per_s: float = 16_384
+    download_timeout_s: float = 3600
+    # ffmpeg and ffprobe on a local file: generous, but not forever.
+    tool_timeout_s: float = 3600
+
+    def egress(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_bytes,
+            min_bytes_per_s=self.min_bytes_per_s,
+            grace_s=20,
+            idle_s=30,
+            deadline_s=self.download_timeout_s,
+        )
+
+
+# ffmpeg reads local files only, so a playlist inside a downloaded file cannot reach out; remote
+# reads speak http(s) through the egress proxy and nothing else (no file:, no rtmp:, …).
+LOCAL_ONLY = ["-protocol_whitelist", "file,pipe"]
+REMOTE_ONLY = ["-protocol_whitelist", "http,https,tcp,tls,crypto,httpproxy"]
 
 
 @dataclass
@@ -60,12 +82,26 @@ class NormalizedAudio:
     measured: dict[str, float] = field(default_factory=dict)
 
 
-def _run(command: Sequence[str], what: str, error_class: str = "corrupt_media") -> str:
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+def run_tool(
+    command: Sequence[str],
+    what: str,
+    timeout_s: float,
+    error_class: str = "corrupt_media",
+    egress: Session | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg/ffprobe/tesseract with a time limit; network access only through ``egress``.
+    A failure or a timeout is a :class:`MediaError` with the tool's own last words."""
+    env = subprocess_env(egress) if egress is not None else None
+    try:
+        done = subprocess.run(
+            list(command), capture_output=True, text=True, check=False, timeout=timeout_s, env=env
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"{what} did not finish within {timeout_s:.0f} s", "timeout") from exc
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise MediaError(f"{what} failed: {reason[:300]}", error_class)
-    return done.stderr
+    return done
 
 
 def sha256_file(path: Path) -> str:
@@ -76,28 +112,45 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, folder: Path, limits: MediaLimits) -> Path:
+def download(url: str, folder: Path, limits: MediaLimits, allow_hosts: Sequence[str]) -> Path:
     """The media behind ``url`` (a platform page, a page with ``<video>`` or a direct link),
-    at most ``limits.max_bytes``; yt-dlp picks the best single-file format."""
-    folder.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "noplaylist": True,
-        "format": "best",
-        "max_filesize": limits.max_bytes,
-        "outtmpl": str(folder / "original.%(ext)s"),
-        "allowed_extractors": ["default"],
-    }
-    import yt_dlp  # here: web-only processes need not load it
-    from yt_dlp.utils import DownloadError
+    at most ``limits.max_bytes``; yt-dlp picks the best single-file format.
 
-    with yt_dlp.YoutubeDL(options) as ydl:
+    Every connection — redirects, HLS/DASH segments, a player page — goes through the egress
+    proxy under the fetch policy, which also counts the bytes as they arrive and stops a
+    transfer over the cap, under the minimum rate, or past the time limit.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    import yt_dlp  # here: web-only processes need not load it
+
+    with egress_session(allow_hosts, limits.egress()) as egress:
+        options: dict[str, Any] = {
+            "quiet": True,
+            "no_warnings": True,
+            "noprogress": True,
+            "noplaylist": True,
+            "format": "best",
+            "max_filesize": limits.max_bytes,
+            "outtmpl": str(folder / "original.%(ext)s"),
+            "allowed_extractors": ["default"],
+            "proxy": egress.url,
+            "socket_timeout": 30,
+            "retries": 1,
+            "fragment_retries": 1,
+            "extractor_retries": 0,
+        }
+        info: dict[str, Any] | None = None
         try:
-            info = ydl.extract_info(url, download=True)
-        except DownloadError as exc:
-            raise MediaError(str(exc).removeprefix("ERROR: ").strip(), "download") from exc
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=True)
+        except Exception as exc:  # yt-dlp's errors, and whatever a hostile server provokes
+            from media_assets.video.info import explain_fetch_error
+
+            message, error_class = explain_fetch_error(exc, egress, egress.started)
+            raise MediaError(f"download failed: {message}", error_class) from exc
+        # A transfer the proxy cut may look complete to yt-dlp (no declared length).
+        if cut := egress.first("too_large", "too_slow", "stalled", "deadline"):
+            raise MediaError(f"download stopped: {cut.message}", cut.error_class)
     files = [p for p in folder.glob("original.*") if not p.name.endswith(".part")]
     if not files:
         size = (info or {}).get("filesize") or (info or {}).get("filesize_approx")
@@ -110,12 +163,23 @@ def download(url: str, folder: Path, limits: MediaLimits) -> Path:
 
 def probe(path: Path, limits: MediaLimits) -> Probe:
     """ffprobe's view of ``path``; a file without a decodable stream or duration is refused."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [
+        "ffprobe",
+        "-v",
+        "error",
+        *LOCAL_ONLY,
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
+        str(path),
+    ]
+    try:
+        out = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=limits.tool_timeout_s
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError("ffprobe did not finish reading the file", "timeout") from exc
     if out.returncode != 0:
         # ffprobe names the file first; the cause is what matters ("moov atom not found" …).
         lines = [line.replace(f"{path}: ", "") for line in out.stderr.strip().splitlines()]
@@ -166,15 +230,17 @@ def _loudnorm_filter(measured: dict[str, Any] | None = None) -> str:
     )
 
 
-def normalize_audio(path: Path, folder: Path) -> NormalizedAudio:
+def normalize_audio(path: Path, folder: Path, timeout_s: float = 3600) -> NormalizedAudio:
     """Two-pass EBU R128 loudness normalisation to 48 kHz / 16-bit PCM, plus a 16 kHz mono copy
     for the speech models. ``-xerror`` turns a decoding error mid-file into a failure."""
     folder.mkdir(parents=True, exist_ok=True)
-    common = ["ffmpeg", "-hide_banner", "-nostdin", "-xerror", "-i", str(path), "-vn"]
-    stderr = _run([*common, "-af", _loudnorm_filter(), "-f", "null", "-"], "decoding the audio")
+    common = ["ffmpeg", "-hide_banner", "-nostdin", "-xerror", *LOCAL_ONLY, "-i", str(path), "-vn"]
+    stderr = run_tool(
+        [*common, "-af", _loudnorm_filter(), "-f", "null", "-"], "decoding the audio", timeout_s
+    ).stderr
     measured = json.loads(stderr[stderr.rindex("{") : stderr.rindex("}") + 1])
     out48, out16 = folder / "audio_48k.wav", folder / "audio_16k.wav"
-    _run(
+    run_tool(
         [
             *common,
             "-af",
@@ -187,12 +253,14 @@ def normalize_audio(path: Path, folder: Path) -> NormalizedAudio:
             str(out48),
         ],
         "normalising the audio",
+        timeout_s,
     )
-    _run(
+    run_tool(
         [
             "ffmpeg",
             "-hide_banner",
             "-nostdin",
+            *LOCAL_ONLY,
             "-i",
             str(out48),
             "-ac",
@@ -205,6 +273,7 @@ def normalize_audio(path: Path, folder: Path) -> NormalizedAudio:
             str(out16),
         ],
         "resampling to 16 kHz",
+        timeout_s,
     )
     numbers = {k: float(v) for k, v in measured.items() if k.startswith(("input_", "target_"))}
     return NormalizedAudio(out48, out16, numbers)
@@ -227,17 +296,29 @@ def container_tags(path: Path) -> dict[str, str]:
     }
 
 
-def media_duration(url_or_path: str) -> float | None:
-    """Duration from ffprobe (reads only the headers it needs); the generic extractors never
-    know it."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", url_or_path],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    try:
-        return float(json.loads(out.stdout)["format"]["duration"])
-    except (KeyError, ValueError, json.JSONDecodeError):
-        return None
+def media_duration(url: str, allow_hosts: Sequence[str], timeout_s: float = 60) -> float | None:
+    """Duration from ffprobe, which reads only the headers it needs (the generic extractors
+    never know it), through the egress proxy; ``None`` when it cannot tell in time."""
+    # Headers are all it needs: a few megabytes at most, whatever the file's size.
+    limits = Limits(max_bytes=10_000_000, idle_s=timeout_s, deadline_s=timeout_s)
+    with egress_session(allow_hosts, limits) as egress:
+        try:
+            out = run_tool(
+                [
+                    "ffprobe",
+                    "-v",
+                    "error",
+                    *REMOTE_ONLY,
+                    "-show_entries",
+                    "format=duration",
+                    "-of",
+                    "json",
+                    url,
+                ],
+                "reading the duration",
+                timeout_s,
+                egress=egress,
+            )
+            return float(json.loads(out.stdout)["format"]["duration"])
+        except (MediaError, KeyError, ValueError, TypeError, json.JSONDecodeError):
+            return None

@@ -11,18 +11,21 @@ import atexit
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+import traceback
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Frame,
     Page,
     Playwright,
     Request,
+    Response,
     Route,
     async_playwright,
 )
@@ -30,9 +33,17 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from media_assets.retry import TRANSIENT_CLASSES, TRANSIENT_HTTP
+from media_assets.egress import (
+    EGRESS_HEADER,
+    EgressEvent,
+    EventKind,
+    Limits,
+    Session,
+    egress_session,
+)
+from media_assets.retry import TRANSIENT_CLASSES, classify_http
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
-from media_assets.web.safety import AddressPolicy, BlockedURLError
+from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
 
 T = TypeVar("T")
 
@@ -89,6 +100,7 @@ class RenderResult:
     attempts: int = 1
     # Why it failed, in a word: the retry policy and dead letters read this.
     error_class: str | None = None
+    traceback: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -106,25 +118,19 @@ class RenderResult:
         return asdict(self)
 
 
-def classify_http(status: int) -> str:
-    return "http_transient" if status in TRANSIENT_HTTP else "http_client_error"
-
-
 def _site(host: str) -> str:
     parts = host.split(".")
     return ".".join(parts[-2:]) if len(parts) > 2 else host
 
 
 class _PageGuard:
-    """Route handler for one browser context: refuses what the policy or settings exclude."""
+    """Route handler for one browser context: refuses what the settings exclude before it
+    leaves the browser. Addresses are not checked here: every connection the browser makes goes
+    through the egress proxy, which checks the address it connects to (redirect hops included,
+    which Playwright never routes)."""
 
-    def __init__(self, policy: AddressPolicy, settings: RenderSettings):
-        self.policy = policy
+    def __init__(self, settings: RenderSettings):
         self.settings = settings
-        self.refused: dict[int, int] = {}
-        # Status of each page's last document response: Chromium reports an error page with an
-        # empty body as net::ERR_HTTP_RESPONSE_CODE_FAILURE, without the status.
-        self.document_status: dict[int, int] = {}
         self.sites: set[str] = set()
 
     async def __call__(self, route: Route) -> None:
@@ -133,36 +139,63 @@ class _PageGuard:
             await route.abort("blockedbyclient")
             return
         try:
-            _, host = self.policy.check_scheme(request.url)
+            _, host = AddressPolicy.check_scheme(request.url)
             if (
                 self.settings.same_site_subresources_only
                 and not request.is_navigation_request()
                 and _site(host) not in self.sites
             ):
                 raise BlockedURLError(f"third-party host {host}")
-            await self.policy.check_async(request.url)
-            # Playwright does not route redirect hops, so the request is made here with redirects
-            # off and each Location is checked before the browser may follow it.
-            response = await route.fetch(
-                max_redirects=0, timeout=self.settings.navigation_timeout_s * 1000
-            )
-            if request.is_navigation_request() and request.frame.parent_frame is None:
-                self.document_status[id(request.frame.page)] = response.status
-            location = response.headers.get("location")
-            if 300 <= response.status < 400 and location:
-                await self.policy.check_async(urljoin(request.url, location))
         except BlockedURLError:
-            self._refuse(request)
+            _watch(request.frame.page).refused += 1
             await route.abort("blockedbyclient")
             return
-        except PlaywrightError:
-            await route.abort("failed")
-            return
-        await route.fulfill(response=response)
+        with contextlib.suppress(PlaywrightError):  # the page may have closed meanwhile
+            await route.continue_()
 
-    def _refuse(self, request: Request) -> None:
-        page_id = id(request.frame.page)
-        self.refused[page_id] = self.refused.get(page_id, 0) + 1
+
+@dataclass
+class _PageWatch:
+    """What one tab saw while rendering its current URL."""
+
+    inflight: set[Request] = field(default_factory=set)
+    refused_requests: set[Request] = field(default_factory=set)
+    refused: int = 0  # refused inside the browser (scheme, third-party rule)
+    # The last top-level document response: (status, egress marker, url, content type). Chromium
+    # reports an error page with an empty body as net::ERR_HTTP_RESPONSE_CODE_FAILURE, without
+    # the status.
+    document: tuple[int, str | None, str, str] | None = None
+    navigations: int = 0
+    went: bool = False  # a navigation was started: the tab may be mid-way somewhere
+    # Where the tab's requests went, as the egress proxy names them: the URL of a plain-HTTP
+    # request, host:port of an HTTPS tunnel. Its events are matched to the tab by these.
+    targets: set[str] = field(default_factory=set)
+
+    def saw(self, request: Request) -> None:
+        self.inflight.add(request)
+        self.targets.add(_egress_target(request.url))
+
+    def reset(self) -> None:
+        self.targets.clear()
+        self.inflight.clear()
+        self.refused_requests.clear()
+        self.refused, self.document, self.navigations, self.went = 0, None, 0, False
+
+
+_WATCHES: dict[int, _PageWatch] = {}
+
+
+def _watch(page: Page) -> _PageWatch:
+    return _WATCHES.setdefault(id(page), _PageWatch())
+
+
+class RenderFailure(Exception):
+    """A render that ends with a known class and message (set on the result as they are)."""
+
+    def __init__(self, message: str, error_class: str, status: RenderStatus = "failed"):
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
 
 
 class PageRenderer:
@@ -173,35 +206,63 @@ class PageRenderer:
         self.policy = AddressPolicy(settings.allow_hosts)
         self.robots = RobotsCache(self.policy, settings.user_agent)
         self.throttle = HostThrottle(settings.requests_per_second_per_host)
-        self.guard = _PageGuard(self.policy, settings)
-        self._browser: Browser | None = None
+        self.guard = _PageGuard(settings)
+        self.egress: Session | None = None
         self._context: BrowserContext | None = None
         self._http: httpx.AsyncClient | None = None
         self._pages: asyncio.Queue[Page] = asyncio.Queue()
-        self._inflight: dict[int, set[object]] = {}
 
     async def _new_page(self) -> Page:
         assert self._context is not None
-        page = await self._context.new_page()
-        inflight = self._inflight.setdefault(id(page), set())
+        page = await asyncio.wait_for(self._context.new_page(), CLOSE_TIMEOUT_S)
+        watch = _watch(page)
+
+        def on_response(response: Response) -> None:
+            request = response.request
+            marker = response.headers.get(EGRESS_HEADER.lower())
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                watch.document = (response.status, marker, response.url, kind)
+            if marker == "refused":
+                watch.refused_requests.add(request)
+
+        def on_failed(request: Request) -> None:
+            watch.inflight.discard(request)
+            if self.egress and self.egress.first("refused", target=_egress_target(request.url)):
+                watch.refused_requests.add(request)
+
         # Playwright tags handlers with attributes, so they must be Python functions.
-        page.on("request", lambda request: inflight.add(request))
-        page.on("requestfinished", lambda request: inflight.discard(request))
-        page.on("requestfailed", lambda request: inflight.discard(request))
+        page.on("request", watch.saw)
+        page.on("requestfinished", lambda request: watch.inflight.discard(request))
+        page.on("requestfailed", on_failed)
+        page.on("response", on_response)
+        page.on("framenavigated", lambda frame: _count_navigation(watch, frame))
         return page
 
     async def __aenter__(self) -> PageRenderer:
-        self._browser = await _BROWSERS.browser(self.settings.executable_path)
-        self._context = await self._browser.new_context(
-            user_agent=self.settings.user_agent,
+        settings = self.settings
+        browser = await _BROWSERS.browser(settings.executable_path)
+        # Every connection of this batch, the browser's and robots.txt's, through one session:
+        # the address checked is the address connected to, and no response outgrows the cap.
+        self.egress = egress_session(
+            settings.allow_hosts,
+            Limits(
+                max_bytes_per_connection=settings.max_page_bytes,
+                idle_s=settings.navigation_timeout_s,
+            ),
+        )
+        self._context = await browser.new_context(
+            user_agent=settings.user_agent,
             service_workers="block",
             viewport={"width": 1280, "height": 1600},
+            proxy=self.egress.playwright_proxy(),  # type: ignore[arg-type]
         )
-        self._context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
+        self._context.set_default_navigation_timeout(settings.navigation_timeout_s * 1000)
+        self._context.set_default_timeout(settings.navigation_timeout_s * 1000)
         await self._context.route("**/*", self.guard)
-        self._http = httpx.AsyncClient()
+        self._http = httpx.AsyncClient(proxy=self.egress.url, trust_env=False)
         # Pages are reused across URLs: opening a tab costs more than navigating one.
-        for _ in range(self.settings.concurrency):
+        for _ in range(settings.concurrency):
             self._pages.put_nowait(await self._new_page())
         return self
 
@@ -209,7 +270,14 @@ class PageRenderer:
         if self._http:
             await self._http.aclose()
         if self._context:
-            await self._context.close()  # the batch's cookies and tabs go; the browser stays
+            # The batch's cookies and tabs go; the browser stays — unless the context will not
+            # close (a tab stuck mid-navigation), then the browser goes with it.
+            try:
+                await asyncio.wait_for(self._context.close(), CLOSE_TIMEOUT_S * 2)
+            except (TimeoutError, PlaywrightError):
+                await _BROWSERS.discard()
+        if self.egress:
+            self.egress.close()
 
     async def render_many(
         self,
@@ -240,6 +308,11 @@ class PageRenderer:
         result.attempts = retrying.statistics.get("attempt_number", 1)
         return result
 
+    @property
+    def deadline_s(self) -> float:
+        """The most one attempt may take, whatever the page does: robots, navigation, settling."""
+        return self.settings.navigation_timeout_s * 2 + self.settings.settle_timeout_s + 5
+
     async def _attempt(self, url: str) -> RenderResult:
         """Render one URL once, with a tab from the pool (waiting for one to be free)."""
         result = RenderResult(requested_url=url, status="failed")
@@ -247,35 +320,79 @@ class PageRenderer:
         page = await self._pages.get()
         started = time.perf_counter()
         result.timings_ms["queue"] = round((started - queued) * 1000, 1)
+        since = time.monotonic()
         try:
-            await self._render_into(url, page, result)
+            await asyncio.wait_for(self._render_into(url, page, result), self.deadline_s)
+        except RenderFailure as exc:
+            result.status, result.error, result.error_class = exc.status, str(exc), exc.error_class
         except BlockedURLError as exc:
             result.status, result.error, result.error_class = "refused", str(exc), "refused"
+        except DNSLookupError as exc:
+            result.error, result.error_class = str(exc), "dns"
         except RobotsUnavailableError as exc:
             result.error = f"robots.txt unavailable, not fetching: {exc}"
             result.error_class = "robots_unavailable"
-        except PlaywrightTimeout:
-            result.error = f"render timed out after {self.settings.navigation_timeout_s:.0f} s"
+        except (PlaywrightTimeout, TimeoutError):
+            result.error = self._timeout_message(page, since)
             result.error_class = "timeout"
         except PlaywrightError as exc:
-            message = str(exc).splitlines()[0]
-            status = self.guard.document_status.get(id(page))
-            if "ERR_HTTP_RESPONSE_CODE_FAILURE" in message and status:
-                result.http_status = status
-                result.error = f"HTTP {status}"
-                result.error_class = classify_http(status)
-            else:
-                result.error = f"browser error: {message}"
-                result.error_class = "network" if "net::ERR_" in message else "browser"
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            self._classify_browser_error(url, page, str(exc).splitlines()[0], since, result)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
             result.error, result.error_class = f"{type(exc).__name__}: {exc}", "invalid"
+        except Exception as exc:  # a bug or a surprise: this URL's failure, never the batch's
+            result.error = f"{type(exc).__name__}: {exc}"
+            result.error_class = "exception"
+            result.traceback = traceback.format_exc()
         finally:
-            # A tab that failed before any response may be stuck mid-navigation: replace it.
-            await self._recycle(
-                page, healthy=result.http_status is not None or result.status != "failed"
+            # A tab whose render went wrong after navigating may still be on its way somewhere
+            # (an error page, a redirect, a script): replace it rather than lend it on.
+            watch = _watch(page)
+            healthy = (
+                not watch.went
+                or result.status == "ok"
+                or result.error_class in ("http_client_error", "http_transient")
             )
+            await self._recycle(page, healthy)
         result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+    def _timeout_message(self, page: Page, since: float) -> str:
+        cut = self._event(page, since, "too_large", "stalled")
+        if cut:
+            return f"render timed out: {cut.message} ({cut.target[:120]})"
+        return (
+            f"render timed out after {time.monotonic() - since:.0f} s (navigation limit "
+            f"{self.settings.navigation_timeout_s:.0f} s); the page or its server did not finish"
+        )
+
+    def _classify_browser_error(
+        self, url: str, page: Page, message: str, since: float, result: RenderResult
+    ) -> None:
+        """The class of a browser failure, from what the egress proxy saw when the browser only
+        says a tunnel failed or a connection closed."""
+        document = _watch(page).document
+        event = self._event(page, since)
+        if "ERR_HTTP_RESPONSE_CODE_FAILURE" in message and document:
+            result.http_status = document[0]
+            result.error = f"HTTP {document[0]}"
+            result.error_class = classify_http(document[0])
+        elif event and event.kind == "refused":
+            result.status, result.error_class = "refused", "refused"
+            result.error = f"{url[:200]} leads to a refused address: {event.message}"
+        elif event and event.kind in ("dns", "unreachable", "too_large"):
+            result.error, result.error_class = event.message, event.error_class
+        elif "Download is starting" in message or (document and not _is_page(document[3])):
+            kind = document[3] if document else "a file to download"
+            result.error = f"{url[:200]} is {kind or 'not a web page'}, not a web page"
+            result.error_class = "unsupported_content"
+        elif "ERR_TOO_MANY_REDIRECTS" in message:
+            result.error, result.error_class = "redirect loop: too many redirects", "redirect_loop"
+        elif "ERR_BLOCKED_BY_CLIENT" in message or "ERR_UNSAFE_REDIRECT" in message:
+            result.status, result.error_class = "refused", "refused"
+            result.error = f"{url[:200]} redirects to a URL the fetch policy refuses (not http(s))"
+        else:
+            result.error = f"browser error: {message}"
+            result.error_class = "network" if "net::ERR_" in message else "browser"
 
     async def _render_into(self, url: str, page: Page, result: RenderResult) -> None:
         settings = self.settings
@@ -295,65 +412,174 @@ class PageRenderer:
         result.timings_ms["robots"] = round((time.perf_counter() - t0) * 1000, 1)
         result.timings_ms["throttle"] = round(await self.throttle.wait(url, crawl_delay) * 1000, 1)
 
-        inflight = self._inflight[id(page)]
-        inflight.clear()
-        self.guard.refused.pop(id(page), None)
-        self.guard.document_status.pop(id(page), None)
+        watch = _watch(page)
+        watch.reset()
+        since = time.monotonic()
         t1 = time.perf_counter()
+        watch.went = True
         response = await page.goto(url, wait_until="domcontentloaded")
         result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
-        result.final_url = page.url
         if response is None:
-            result.error, result.error_class = "no response for the document", "network"
-            return
-        result.http_status = response.status
-        result.content_type = (await response.all_headers()).get("content-type")
-        if response.status >= 400:
-            result.error = f"HTTP {response.status} {response.status_text}".strip()
-            result.error_class = classify_http(response.status)
-            return
-        body = await response.body()
-        if len(body) > settings.max_page_bytes:
-            result.error = f"page is {len(body)} bytes, over the {settings.max_page_bytes} cap"
-            result.error_class = "too_large"
-            return
+            raise RenderFailure("no response for the document", "network")
+        self._check_document(page, response.status, response.headers, since, result)
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > settings.max_page_bytes:
+            raise RenderFailure(
+                f"page declares {declared} bytes, over the {settings.max_page_bytes}-byte cap",
+                "too_large",
+            )
         t2 = time.perf_counter()
-        await self._settle(page, inflight)
+        await self._settle(page, watch)
         result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
-        html = await page.content()
-        if len(html.encode()) > settings.max_page_bytes:
-            result.error = f"rendered page is over the {settings.max_page_bytes}-byte cap"
-            result.error_class = "too_large"
-            return
-        result.html, result.bytes = html, len(body)
+        if watch.document and watch.document[2] != response.url:
+            # A meta refresh or a script moved the tab on: judge the document it ended on.
+            status, marker, _, _ = watch.document
+            self._check_document(page, status, {EGRESS_HEADER.lower(): marker or ""}, since, result)
+        html = await self._content(page, watch)
+        result.final_url = page.url
+        cut = self._event(page, since, "too_large")
+        if cut or len(html.encode()) > settings.max_page_bytes:
+            raise RenderFailure(
+                f"page is over the {settings.max_page_bytes}-byte cap; the transfer was stopped",
+                "too_large",
+            )
+        result.html, result.bytes = html, len(html.encode())
         result.title = (await page.title()) or None
-        result.requests_refused = self.guard.refused.pop(id(page), 0)
+        result.requests_refused = watch.refused + len(watch.refused_requests)
         result.status = "ok"
 
+    def _event(self, page: Page, since: float, *kinds: EventKind) -> EgressEvent | None:
+        """What the egress proxy refused or cut for this tab since ``since`` (other tabs of the
+        batch share the proxy session, so events are matched by where the tab's requests went)."""
+        if self.egress is None:
+            return None
+        targets = _watch(page).targets
+        return next(
+            (
+                e
+                for e in list(self.egress.events)
+                if e.at >= since and (not kinds or e.kind in kinds) and e.target in targets
+            ),
+            None,
+        )
+
+    def _check_document(
+        self,
+        page: Page,
+        status: int,
+        headers: Mapping[str, str],
+        since: float,
+        result: RenderResult,
+    ) -> None:
+        """Fail the render when the document is the proxy's refusal or an HTTP error."""
+        marker = headers.get(EGRESS_HEADER.lower())
+        if marker:
+            event = self._event(page, since)
+            message = event.message if event else f"egress proxy: {marker}"
+            error_class = event.error_class if event else "network"
+            raise RenderFailure(
+                message, error_class, "refused" if error_class == "refused" else "failed"
+            )
+        result.http_status = status
+        if status >= 400:
+            raise RenderFailure(f"HTTP {status}", classify_http(status))
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        result.content_type = kind or None
+        if not _is_page(kind):
+            raise RenderFailure(
+                f"content type {kind!r} is not a web page; give media as kind 'video' in the "
+                "manifest, other files are not indexed",
+                "unsupported_content",
+            )
+
+    async def _content(self, page: Page, watch: _PageWatch) -> str:
+        """The DOM as HTML; a tab still navigating (a late script redirect) is given the time
+        to arrive once more before its HTML is read."""
+        for _ in range(MAX_PAGE_NAVIGATIONS):
+            try:
+                return await page.content()
+            except PlaywrightError as exc:
+                if not _navigating(exc):
+                    raise
+                await page.wait_for_load_state("domcontentloaded")
+        raise RenderFailure(
+            f"the page kept navigating ({watch.navigations} navigations)", "redirect_loop"
+        )
+
     async def _recycle(self, page: Page, healthy: bool) -> None:
-        """Return the tab to the pool; one that failed mid-navigation is replaced by a fresh one."""
+        """Return the tab to the pool; one that failed mid-navigation is replaced by a fresh one.
+        A tab that will not close is left to die with its context at the end of the batch."""
         if not healthy:
-            self._inflight.pop(id(page), None)
-            await page.close()
+            _WATCHES.pop(id(page), None)
+            with contextlib.suppress(TimeoutError, PlaywrightError):
+                await asyncio.wait_for(page.close(), CLOSE_TIMEOUT_S)
             page = await self._new_page()
         self._pages.put_nowait(page)
 
-    async def _settle(self, page: Page, inflight: set[object]) -> None:
+    async def _settle(self, page: Page, watch: _PageWatch) -> None:
         """Wait until the network is quiet and the visible text stops changing.
 
         Cheaper than Playwright's ``networkidle`` (a fixed 500 ms of silence per page) and right for
-        single-page apps that fill the body from script after the document has loaded.
+        single-page apps that fill the body from script after the document has loaded. A meta
+        refresh or script redirect destroys the page being measured: the new document is waited
+        for and measured instead, up to a few times (a loop is a loop).
         """
         settings = self.settings
         deadline = time.monotonic() + settings.settle_timeout_s
         previous, stable = -1, 0
         while time.monotonic() < deadline:
-            size = await page.evaluate(TEXT_SIZE_JS)
-            stable = stable + 1 if (size == previous and not inflight) else 0
+            try:
+                size = await page.evaluate(TEXT_SIZE_JS)
+            except PlaywrightError as exc:
+                if not _navigating(exc):
+                    raise
+                if watch.navigations > MAX_PAGE_NAVIGATIONS:
+                    raise RenderFailure(
+                        f"the page kept navigating ({watch.navigations} navigations)",
+                        "redirect_loop",
+                    ) from exc
+                with contextlib.suppress(PlaywrightError):
+                    await page.wait_for_load_state(
+                        "domcontentloaded", timeout=max(deadline - time.monotonic(), 0.1) * 1000
+                    )
+                previous, stable = -1, 0
+                continue
+            stable = stable + 1 if (size == previous and not watch.inflight) else 0
             if stable >= 2 and size > 0:
                 return
             previous = size
             await asyncio.sleep(settings.settle_poll_s)
+
+
+MAX_PAGE_NAVIGATIONS = 5
+CLOSE_TIMEOUT_S = 5.0
+
+
+def _navigating(exc: PlaywrightError) -> bool:
+    text = str(exc)
+    return "Execution context was destroyed" in text or "is navigating" in text
+
+
+def _count_navigation(watch: _PageWatch, frame: Frame) -> None:
+    if frame.parent_frame is None:
+        watch.navigations += 1
+
+
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+
+
+def _is_page(content_type: str) -> bool:
+    """Whether a document of this type has text to index; a missing type is given the benefit of
+    the doubt (Chromium sniffs it)."""
+    return not content_type or content_type in PAGE_TYPES
+
+
+def _egress_target(url: str) -> str:
+    """How the egress proxy names a request: by URL when plain HTTP, by host:port when tunnelled."""
+    if url.startswith("http:"):
+        return url.split("#")[0]
+    parts = urlsplit(url)
+    return f"{(parts.hostname or '').lower()}:{parts.port or 443}"
 
 
 class _BrowserHost:
@@ -406,12 +632,17 @@ class _BrowserHost:
     async def _shutdown(self) -> None:
         browser, playwright = self._browser, self._playwright
         self._browser = self._playwright = None
+        # Bounded: a browser that will not close is taken down with Playwright's driver.
         if browser is not None:
-            with contextlib.suppress(PlaywrightError):
-                await browser.close()
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                await asyncio.wait_for(browser.close(), CLOSE_TIMEOUT_S * 2)
         if playwright is not None:
-            with contextlib.suppress(PlaywrightError):
-                await playwright.stop()
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                await asyncio.wait_for(playwright.stop(), CLOSE_TIMEOUT_S * 2)
+
+    async def discard(self) -> None:
+        """Drop the browser (a context that would not close); the next batch starts a new one."""
+        await self._shutdown()
 
     def close(self) -> None:
         if self._loop is not None and self._loop.is_running():

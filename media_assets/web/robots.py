@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from protego import Protego
 
+from media_assets.egress import EGRESS_HEADER, raise_for_refusal
 from media_assets.web.safety import AddressPolicy, BlockedURLError
 
 MAX_ROBOTS_BYTES = 512_000
@@ -70,8 +71,12 @@ class RobotsCache:
                     timeout=self.timeout_s,
                     follow_redirects=False,
                 )
+            except httpx.ProxyError as exc:
+                raise_for_refusal(str(exc))
+                raise RobotsUnavailableError(f"{target}: {exc}") from exc
             except httpx.HTTPError as exc:
                 raise RobotsUnavailableError(f"{target}: {type(exc).__name__}: {exc}") from exc
+            raise_for_refusal(response.reason_phrase, response.headers.get(EGRESS_HEADER))
             if response.is_redirect and "location" in response.headers:
                 target = urljoin(target, response.headers["location"])
                 continue
