@@ -302,3 +302,27 @@ def test_hostile_videos_fail_alone_and_never_reach_the_forbidden_service(
     index, embedder = defs.resources["vector_index"], defs.resources["embedder"]
     hits = search("pollination orchard blossoms", index, embedder, k=10, kind="video")
     assert all(hit.source_key == keys["good"] for hit in hits)  # nothing of the secret talk
+
+
+@needs_chromium
+def test_dns_rebinding_cannot_slip_between_check_and_connect(
+    site: SiteServer, internal: SiteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that answers 127.0.0.1 to the first look-up (the early check) and 127.0.0.2 to
+    every later one: the connection is made by the proxy to the address it checked itself."""
+    import socket
+
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        if host == "rebind.test":
+            host = next(answers, "127.0.0.2")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"http://rebind.test:{internal.base_url.rsplit(':', 1)[1]}/docs/getting-started.html"
+    (result,) = render_batch([url], settings(max_attempts=1))
+    # Robots.txt, then the page, would have gone to 127.0.0.2 had any client resolved it again
+    # itself; the fixture asserts the internal server saw nothing.
+    assert result.status == "refused" and "127.0.0.2" in (result.error or ""), result
