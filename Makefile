@@ -3,9 +3,9 @@
 
 VENV := .venv
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
-# One planned event per asset for a batched run, not one per partition (see media_assets/__init__.py).
-export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
-# A batched step's partition materializations are written together (media_assets/instance.py).
+# A batched run's planned and materialized partition events are written together
+# (resources/sqlite_events.py): one planned event per partition is what lets a failed run mark
+# exactly its partitions failed.
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 setup:

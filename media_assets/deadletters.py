@@ -43,7 +43,8 @@ def settled(store: ObjectStore, partitions: Iterable[str]) -> set[str]:
     }
 
 
-def _key(partition: str) -> str:
+def object_key(partition: str) -> str:
+    """Where a partition's dead letters are, in the object store."""
     return f"{PREFIX}/{partition}.jsonl"
 
 
@@ -66,14 +67,14 @@ def record_failures(
                 "traceback": record.get("traceback"),
             }
         )
-        key = _key(partition)
+        key = object_key(partition)
         previous = store.get_text(key) if store.exists(key) else ""
         store.put_text(key, previous + line + "\n")
 
 
 def clear(store: ObjectStore, partitions: Iterable[str]) -> None:
     for partition in partitions:
-        store.delete(_key(partition))
+        store.delete(object_key(partition))
 
 
 def _fold(lines: list[dict[str, object]]) -> list[DeadLetter]:
@@ -101,7 +102,7 @@ def _fold(lines: list[dict[str, object]]) -> list[DeadLetter]:
 
 
 def for_partition(store: ObjectStore, partition: str) -> list[DeadLetter]:
-    key = _key(partition)
+    key = object_key(partition)
     if not store.exists(key):
         return []
     return _fold([json.loads(line) for line in store.get_text(key).splitlines() if line.strip()])

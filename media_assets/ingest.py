@@ -17,7 +17,7 @@ import dagster as dg
 
 from media_assets import deadletters, registry
 from media_assets.assets import CHAINS
-from media_assets.assets.web import REFRESH_TAG
+from media_assets.assets.common import REFRESH_TAG
 from media_assets.batching import (
     JOB_BY_KIND,
     contiguous_batches,

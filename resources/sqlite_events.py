@@ -17,7 +17,13 @@ from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-BATCHED = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION}
+# A batched run plans every partition of its range for each asset (one event each, so that a
+# failed run marks exactly its partitions failed) and then materializes them: both in batches.
+BATCHED = {
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+}
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -26,10 +32,16 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        types = {e.dagster_event_type for e in events}
-        if not events or not types <= BATCHED or len({e.run_id for e in events}) != 1:
+        together = [e for e in events if e.dagster_event_type in BATCHED]
+        if len({e.run_id for e in events}) != 1 or not together:
             super().store_event_batch(events)
             return
+        # Other events of the batch (asset check plans, …) take the stock path.
+        if others := [e for e in events if e.dagster_event_type not in BATCHED]:
+            super().store_event_batch(others)
+        self._store_together(together)
+
+    def _store_together(self, events: Sequence[EventLogEntry]) -> None:
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(self.prepare_insert_event_batch(events))
         with self.index_transaction() as conn:

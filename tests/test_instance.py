@@ -1,5 +1,5 @@
-"""The local instance's event log writes a batched step's materializations in one go, and every
-query the UI and the ingest command make still sees each partition."""
+"""The local instance's event log writes a batched run's planned and materialized partition events
+in one go each, and every query the UI and the ingest command make still sees each partition."""
 
 from pathlib import Path
 
@@ -18,7 +18,7 @@ def thing(context: dg.AssetExecutionContext) -> None:
         context.add_asset_metadata({"which": key}, partition_key=key)
 
 
-def test_a_batched_step_stores_every_partition_in_one_write(
+def test_a_batched_run_plans_and_stores_every_partition_in_one_write_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
@@ -45,7 +45,11 @@ def test_a_batched_step_stores_every_partition_in_one_write(
             },
         )
         assert result.success
-        assert batches == [6]
+        assert batches == [6, 6]  # one planned event per partition, then one materialization
+        planned = inst.get_records_for_run(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+        assert sorted(r.event_log_entry.dagster_event.partition for r in planned) == keys
         assert inst.get_materialized_partitions(dg.AssetKey("thing")) == set(keys)
         records = inst.fetch_materializations(dg.AssetKey("thing"), limit=100).records
         by_partition = {

@@ -21,6 +21,7 @@ import dagster as dg
 
 from media_assets import contracts, deadletters
 from media_assets.k8s import step_tags
+from media_assets.retry import TRANSIENT_CLASSES
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
 
@@ -28,6 +29,8 @@ from resources.storage import ObjectStore
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 Record = dict[str, Any]
+# Run tag: fetch and compute again instead of reusing stored artifacts (permanent failures too).
+REFRESH_TAG = "media_assets/refresh"
 # Backfills launched from the UI group partitions into runs this large instead of one run each.
 BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
 PREVIEW_CHARS = 400
@@ -63,6 +66,15 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def reusable(record: Mapping[str, Any], retry: bool) -> bool:
+    """Whether a stored record stands for its input: a success does, and so does a permanent
+    failure (robots, refused, 404, too large, corrupt media…) unless the run asks to try again —
+    so a backfill of failed partitions fails fast at the stage that failed, paying nothing."""
+    if is_ok(record):
+        return True
+    return not retry and record.get("error_class") not in TRANSIENT_CLASSES
+
+
 class Checkpoints:
     """This asset's artifacts from earlier runs: a partition whose input and code version are
     unchanged is reused as it is, so re-running a materialized partition does no work."""
@@ -71,6 +83,8 @@ class Checkpoints:
         metadata = context.assets_def.metadata_by_key[context.asset_key]
         self.artifacts = ArtifactStore(store, context.asset_key, metadata)
         self.run_id = context.run.run_id
+        # The operator's "try again" (``media-assets retry``, ``--refresh``, or the run tag).
+        self.retry = context.run.tags.get(REFRESH_TAG) == "true"
         self.reused: list[str] = []
         self._previous: dict[str, Record | None] = {}
 
@@ -80,15 +94,13 @@ class Checkpoints:
             self._previous[key] = self.artifacts.read_or_none(key)
         return self._previous[key]
 
-    def reuse(
-        self, key: str, input_sha256: str, accept: Callable[[Record], bool] = lambda _: True
-    ) -> Record | None:
+    def reuse(self, key: str, input_sha256: str) -> Record | None:
         previous = self.previous(key)
         if (
             previous is not None
             and previous.get("input_sha256") == input_sha256
             and self.artifacts.is_stored(key, previous)
-            and accept(previous)
+            and reusable(previous, self.retry)
         ):
             self.reused.append(key)
             return previous
@@ -276,8 +288,11 @@ def _fail_batch(
     records: dict[str, Record],
     failed: dict[str, Record],
 ) -> None:
+    # Permanent failures are checkpointed with the good records: a later run of the same input
+    # reuses them and fails fast. A transient one is not (it is worth computing again, and an
+    # earlier good artifact stays in place meanwhile).
     for key, record in records.items():
-        if key not in failed and not checkpoints.artifacts.is_stored(key, record):
+        if reusable(record, retry=False) and not checkpoints.artifacts.is_stored(key, record):
             checkpoints.save(key, record)
     asset = context.asset_key.to_user_string()
     deadletters.record_failures(checkpoints.artifacts.store, asset, context.run.run_id, failed)
@@ -291,6 +306,19 @@ def _fail_batch(
             "failed_partitions": dg.MetadataValue.json(sorted(failed)),
             "failed_urls": dg.MetadataValue.json(
                 {k: str(r.get("source_url")) for k, r in failed.items()}
+            ),
+            # What the partition page's failed run shows: per URL, why, and where its letter is.
+            "failures": dg.MetadataValue.json(
+                {
+                    k: {
+                        "url": r.get("source_url"),
+                        "stage": asset,
+                        "error_class": r.get("error_class"),
+                        "error": str(r.get("error"))[:500],
+                        "dead_letter": deadletters.object_key(k),
+                    }
+                    for k, r in failed.items()
+                }
             ),
         },
         allow_retries=False,

@@ -10,7 +10,6 @@ from media_assets.assets.common import (
     Record,
     batch_output,
     chunks_preview,
-    is_ok,
     run_stage,
     timed,
     url_asset,
@@ -35,15 +34,6 @@ def _render_preview(record: Record) -> dict[str, object]:
     }
 
 
-# Run tag that makes rendered_page fetch again instead of reusing a stored render.
-REFRESH_TAG = "media_assets/refresh"
-
-
-def _settled(record: Record) -> bool:
-    """A stored render worth reusing: it succeeded, or the page is gone for good."""
-    return is_ok(record) or bool(record.get("gone"))
-
-
 @url_asset(
     partitions_def=web_pages,
     code_version="1",
@@ -66,9 +56,9 @@ def rendered_page(
     """
     sources, records = registry.resolve(object_store, context.partition_keys)
     checkpoints = Checkpoints(context, object_store)
-    refresh = context.run.tags.get(REFRESH_TAG) == "true"
     for key, source in sources.items():
-        stored = None if refresh else checkpoints.reuse(key, sha256_text(source.url), _settled)
+        # A stored render is reused (a permanent failure too) unless the run says refresh.
+        stored = None if checkpoints.retry else checkpoints.reuse(key, sha256_text(source.url))
         if stored:
             records[key] = stored
     todo = {s.url: k for k, s in sources.items() if k not in records}
