@@ -30,9 +30,15 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 def cmd_url(args: argparse.Namespace) -> int:
     from media_assets import registry
+    from partitions.keys import KEY_LENGTH
 
+    store = _resources()["object_store"]
+    key = args.key
+    if len(key) == KEY_LENGTH:  # the bare hash, as older keys and logs show it
+        known = [s.key for s in registry.all_sources(store) if s.key.endswith(key)]
+        key = known[0] if len(known) == 1 else key
     try:
-        source = registry.lookup(_resources()["object_store"], args.key)
+        source = registry.lookup(store, key)
     except registry.UnknownPartitionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

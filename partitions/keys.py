@@ -1,4 +1,8 @@
-"""The URL -> partition key rule: normalize, then the first 16 hex of SHA-256."""
+"""The URL -> partition key rule: normalize, then a readable slug and the first 16 hex of SHA-256.
+
+The hash is the identity; the slug before it (host and path, at most 40 characters) is what a
+person types into the UI's partition filter ("winter-bees") — partitions are otherwise opaque.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import hashlib
 import ipaddress
 import re
 import unicodedata
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Query parameters that only say where a click came from; they never change the content.
@@ -15,6 +19,10 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_",)
 KEY_LENGTH = 16
+SLUG_LENGTH = 40
+# A key is safe to quote into a filter, a file name or an S3 key: letters, digits, dots, hyphens.
+KEY_PATTERN = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*-)?[0-9a-f]{16}$")
+_PAGE_SUFFIX = re.compile(r"\.(?:html?|php|aspx?|jsp)$")
 # DNS limits (RFC 1035), checked on the IDNA (xn--) form that resolvers are given.
 MAX_LABEL_LENGTH = 63
 MAX_HOST_LENGTH = 253
@@ -189,5 +197,36 @@ def normalize_url(url: str) -> str:
 
 
 def partition_key(url: str) -> str:
-    """Partition key of a URL: the first 16 hex characters of SHA-256 of its normalized form."""
-    return hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:KEY_LENGTH]
+    """Partition key of a URL: a readable slug of its host and path, then the first 16 hex
+    characters of SHA-256 of its normalized form (the part that makes it unique)."""
+    normalized = normalize_url(url)
+    digest = hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+    slug = url_slug(normalized)
+    return f"{slug}-{digest}" if slug else digest
+
+
+def key_hash(key: str) -> str:
+    """The identity part of a partition key (also accepts the bare hash)."""
+    return key[-KEY_LENGTH:]
+
+
+def url_slug(normalized_url: str) -> str:
+    """``host-path-query`` in lower-case ASCII letters, digits, dots and hyphens, at most
+    ``SLUG_LENGTH`` long; a long one keeps the host's start and the path's end (where a page's
+    name is)."""
+    parts = urlsplit(normalized_url)
+    host = (parts.hostname or "").removeprefix("www.")
+    path = _PAGE_SUFFIX.sub("", unquote(parts.path))
+    text = unicodedata.normalize("NFKD", f"{path} {unquote(parts.query)}")
+    rest = re.sub(r"[^a-z0-9.]+", "-", text.encode("ascii", "ignore").decode().lower())
+    rest = re.sub(r"\.{2,}", ".", rest).strip("-.")
+    host = re.sub(r"[^a-z0-9.]+", "-", host).strip("-.")
+    room = SLUG_LENGTH - len(host) - 1
+    if room < 8:  # a long host name: keep its start and some of the path
+        host = host[: SLUG_LENGTH // 2].strip("-.")
+        room = SLUG_LENGTH - len(host) - 1
+    if len(rest) > room:
+        rest = rest[-room:]
+        rest = rest[rest.find("-") + 1 :] if "-" in rest[:-1] else rest
+        rest = rest.strip("-.")
+    return "-".join(p for p in (host, rest) if p)

