@@ -11,6 +11,7 @@ from media_assets.assets.tail import ENGINE_TAG
 from media_assets.jobs import ingest_jobs
 from media_assets.k8s import k8s_executor
 from media_assets.logs import json_logger, terminal_logger
+from media_assets.removal import remove_sources_job
 from resources import build_resources
 from resources.embedder import Embedder
 from resources.index import VectorIndex
@@ -45,7 +46,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     resources = build_resources(env)
     return dg.Definitions(
         assets=with_engine_kinds([*web_assets, *video_assets, ingest_status], resources),
-        jobs=list(ingest_jobs.values()),
+        jobs=[*ingest_jobs.values(), remove_sources_job],
         sensors=[manifest_sensor, batch_failure_sensor],
         resources=resources,
         loggers={

@@ -1,5 +1,5 @@
 """A batch with bad URLs: the good ones end materialized, the bad ones missing and dead-lettered,
-through the batch-failure sensor the daemon runs (and through `ingest`, which does the same)."""
+through what the batch-failure sensor plans (and through `ingest`, which does the same)."""
 
 import io
 from pathlib import Path
@@ -14,7 +14,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.manifest import parse_manifest
 from media_assets.status import STATUS_KEY
-from sensors.failures import batch_failure_sensor
+from sensors.failures import RETRY_OF_TAG, plan_retry
 from tests.conftest import needs_chromium, write_articles
 
 pytestmark = needs_chromium
@@ -40,15 +40,12 @@ def test_two_bad_urls_in_a_batch_of_ten(
     bad = {keys[3], keys[7]}
     assert {d.partition_key for d in deadletters.list_all(store)} == bad
 
-    failure = next(e for e in first.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    with dg.build_run_status_sensor_context(
-        sensor_name="batch_failure_sensor",
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(first.run_id),
-        resources=defs.resources,
-    ) as context:
-        requests = batch_failure_sensor(context.for_run_failure())
+    # What the batch-failure sensor requests (the daemon evaluates it in tests/test_daemon.py).
+    plan = plan_retry(instance, store, instance.get_run_by_id(first.run_id), batch_size=50)
+    assert plan.kind == "web" and plan.failed == bad
+    requests = plan.run_requests()
+    assert {r.job_name for r in requests} == {"web_ingest"}
+    assert {r.tags[RETRY_OF_TAG] for r in requests} == {first.run_id}
     covered = [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in requests

@@ -1,9 +1,15 @@
-"""The manifest sensor: new entries become partitions and batched range runs, once."""
+"""What the manifest sensor plans, as plain functions, and the removal run it requests.
+
+The sensors themselves are only evaluated by Dagster's daemon (tests/test_daemon.py): calling a
+sensor function here would skip the checks Dagster makes of its result.
+"""
 
 import json
 from pathlib import Path
 
 import dagster as dg
+import pytest
+import yaml
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -13,108 +19,115 @@ from media_assets import registry
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
+from media_assets.manifest import parse_manifest, read_manifest
 from partitions.keys import partition_key
-from sensors.manifest import manifest_sensor
+from resources.storage import LocalObjectStore
+from sensors.manifest import ManifestCursor, plan_ingest
 from tests.conftest import needs_chromium
 from tests.test_end_to_end import demo_manifest
 
 
-def write_manifest(path: Path, urls: list[str]) -> None:
-    path.write_text("".join(f'{{"url": "{u}"}}\n' for u in urls))
+def manifest_of(urls: list[str]) -> str:
+    return "".join(json.dumps({"url": u}) + "\n" for u in urls)
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
-    ) as context:
-        result = manifest_sensor(context)
-    # build_sensor_context evaluates but does not apply partition requests; the daemon does.
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(
-                    request.partitions_def_name, list(request.partition_keys)
-                )
-            else:
-                for key in request.partition_keys:
-                    instance.delete_dynamic_partition(request.partitions_def_name, key)
-    return result, result.cursor if isinstance(result, dg.SensorResult) else cursor
-
-
-def test_two_ticks_on_one_manifest_give_one_set_of_partitions_and_runs(
-    tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
-) -> None:
-    manifest = tmp_path / "manifest.jsonl"
+def test_new_entries_become_batched_ranges_and_known_ones_are_not_requested_again() -> None:
     urls = [f"https://example.com/page-{i}" for i in range(5)]
-    write_manifest(manifest, [*urls, "not-a-url"])
-    defs = build_definitions(
-        {**env, "MEDIA_ASSETS_MANIFEST": str(manifest), "MEDIA_ASSETS_BATCH_SIZE": "2"}
-    )
+    manifest = parse_manifest(manifest_of(urls) + "not-a-url\n", "jsonl")
+    keys = [partition_key(u) for u in urls]
 
-    first, cursor = tick(defs, instance, None)
-    assert isinstance(first, dg.SensorResult)
-    keys = instance.get_dynamic_partitions("web_pages")
-    assert len(keys) == 5
+    plan = plan_ingest(manifest, {}, batch_size=2, run_key_prefix="abc.1")
     ranges = [
         (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
-        for r in first.run_requests
+        for r in plan.run_requests
     ]
     assert ranges == [(keys[0], keys[1]), (keys[2], keys[3]), (keys[4], keys[4])]
-    assert {r.job_name for r in first.run_requests} == {"web_ingest"}
-    store = defs.resources["object_store"]
-    assert registry.lookup(store, keys[3]).url == urls[3]
+    assert {r.job_name for r in plan.run_requests} == {"web_ingest"}
+    assert [r.tags["media_assets/urls"] for r in plan.run_requests] == ["2", "2", "1"]
+    [add] = plan.partition_requests
+    assert isinstance(add, dg.AddDynamicPartitionsRequest)
+    assert (add.partitions_def_name, list(add.partition_keys)) == ("web_pages", keys)
+    assert plan.summary() == "5 new URLs in 3 runs (1 bad line skipped)"
 
-    second, _ = tick(defs, instance, cursor)
-    assert isinstance(second, dg.SkipReason) and "unchanged" in second.skip_message
-    # Even with the cursor lost, known partitions are not requested again.
-    third, _ = tick(defs, instance, None)
-    assert isinstance(third, dg.SensorResult) and third.run_requests == []
-    assert len(instance.get_dynamic_partitions("web_pages")) == 5
-
-    write_manifest(manifest, [*urls, "https://example.com/new"])
-    fourth, _ = tick(defs, instance, cursor)
-    assert [r.tags[ASSET_PARTITION_RANGE_START_TAG] for r in fourth.run_requests] == [
-        instance.get_dynamic_partitions("web_pages")[-1]
-    ]
+    again = plan_ingest(manifest, {"web": set(keys)}, batch_size=2, run_key_prefix="abc.2")
+    assert again.run_requests == [] and again.partition_requests == []
+    assert again.summary() == "no new or removed URLs (1 bad line skipped)"
 
 
-def test_video_entries_become_video_partitions_and_video_runs(
-    tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
-) -> None:
-    manifest = tmp_path / "manifest.jsonl"
+def test_removed_entries_become_one_removal_run_and_keep_their_partitions() -> None:
+    urls = [f"https://example.com/page-{i}" for i in range(4)]
+    keys = [partition_key(u) for u in urls]
+    manifest = parse_manifest(
+        manifest_of([urls[0], urls[2], urls[3], "https://example.com/n"]), "jsonl"
+    )
+
+    plan = plan_ingest(manifest, {"web": set(keys[:3])}, batch_size=50, run_key_prefix="abc.7")
+    assert plan.summary() == "2 new URLs in 1 run, 1 removed"
+    removal = plan.removal_run
+    assert removal is not None and removal.job_name == "remove_sources"
+    assert removal.run_config == {
+        "ops": {"forget_sources": {"config": {"keys": {"web": [keys[1]]}}}}
+    }
+    # Partitions are only added by the tick: the removal run deletes its partitions last.
+    assert all(isinstance(r, dg.AddDynamicPartitionsRequest) for r in plan.partition_requests)
+
+
+def test_run_keys_differ_between_generations_so_a_url_added_back_runs_again() -> None:
+    manifest = parse_manifest(manifest_of(["https://example.com/a"]), "jsonl")
+    first = ManifestCursor().next("f" * 64)
+    later = first.next("e" * 64).next("f" * 64)  # removed, then added back: the same digest
+    plans = [plan_ingest(manifest, {}, 50, c.run_key_prefix) for c in (first, later)]
+    keys = {p.run_requests[0].run_key for p in plans}
+    assert len(keys) == 2
+
+
+def test_cursor_round_trips_and_reads_the_bare_digest_of_older_versions() -> None:
+    cursor = ManifestCursor(sha256="ab" * 32, generation=3)
+    assert ManifestCursor.parse(cursor.serialize()) == cursor
+    assert ManifestCursor.parse("ab" * 32) == ManifestCursor(sha256="ab" * 32, generation=0)
+    assert ManifestCursor.parse(None) == ManifestCursor()
+
+
+def test_video_entries_plan_video_partitions_and_video_runs() -> None:
     web = "https://example.com/guide"
     videos = [
         "https://example.com/talk.mp4",  # by extension
         "https://www.youtube.com/watch?v=dQw4w9WgXcQ",  # recognised by yt-dlp
         "https://example.com/keynote-page",  # said so by the manifest
     ]
-    manifest.write_text(
-        "".join(json.dumps({"url": u}) + "\n" for u in [web, *videos[:2]])
-        + json.dumps({"url": videos[2], "kind": "video"})
-        + "\n"
-    )
-    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
-    result, _ = tick(defs, instance, None)
-    assert instance.get_dynamic_partitions("web_pages") == [partition_key(web)]
-    assert instance.get_dynamic_partitions("videos") == [partition_key(u) for u in videos]
-    assert sorted(r.job_name for r in result.run_requests) == ["video_ingest", "web_ingest"]
+    text = manifest_of([web, *videos[:2]]) + json.dumps({"url": videos[2], "kind": "video"}) + "\n"
+    plan = plan_ingest(parse_manifest(text, "jsonl"), {}, batch_size=50)
+    assert plan.added == {"web": [partition_key(web)], "video": [partition_key(u) for u in videos]}
+    assert sorted(r.job_name for r in plan.run_requests) == ["video_ingest", "web_ingest"]
 
 
-def test_sensor_without_manifest_says_what_to_set(
-    env: dict[str, str], instance: dg.DagsterInstance
+def test_a_run_registers_unknown_keys_from_the_watched_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result, _ = tick(build_definitions(env), instance, None)
-    assert isinstance(result, dg.SkipReason) and "MEDIA_ASSETS_MANIFEST" in result.skip_message
+    store = LocalObjectStore(root=str(tmp_path / "artifacts"))
+    listed, unlisted = "https://example.com/listed", "https://example.com/unlisted"
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(manifest_of([listed]))
+    keys = [partition_key(listed), partition_key(unlisted)]
+
+    monkeypatch.delenv(registry.MANIFEST_ENV, raising=False)
+    found, failed = registry.resolve(store, keys)
+    assert found == {} and set(failed) == set(keys)
+
+    monkeypatch.setenv(registry.MANIFEST_ENV, str(manifest))
+    found, failed = registry.resolve(store, keys)
+    assert found[keys[0]].url == listed and registry.lookup(store, keys[0]).url == listed
+    assert list(failed) == [keys[1]] and failed[keys[1]]["status"] == "failed"
+    assert registry.MANIFEST_ENV in str(failed[keys[1]]["error"])
 
 
 @needs_chromium
-def test_removed_url_leaves_the_index_and_comes_back_fresh(
+def test_removal_run_forgets_the_source_and_a_url_added_back_is_planned_afresh(
     site: SiteServer, tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
 ) -> None:
     manifest = demo_manifest(site, tmp_path)
-    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
-    ingest(manifest, defs, instance)
-    _, cursor = tick(defs, instance, None)  # the sensor sees what ingest registered
+    defs = build_definitions(env)
+    assert ingest(manifest, defs, instance).ok
     index, store = defs.resources["vector_index"], defs.resources["object_store"]
     lines = manifest.read_text().splitlines()
     removed_line = next(line for line in lines if "getting-started" in line)
@@ -122,15 +135,24 @@ def test_removed_url_leaves_the_index_and_comes_back_fresh(
     assert index.rows(removed_key)
 
     manifest.write_text("".join(f"{line}\n" for line in lines if line != removed_line))
-    result, cursor = tick(defs, instance, cursor)
-    assert result.run_requests == []
+    existing = {"web": set(instance.get_dynamic_partitions("web_pages"))}
+    plan = plan_ingest(read_manifest(manifest)[0], existing, 50, "abc.2")
+    assert plan.ingest_runs == [] and plan.removed == {"web": [removed_key]}
+    assert plan.removal_run is not None
+    result = defs.resolve_job_def(plan.removal_run.job_name).execute_in_process(
+        instance=instance, run_config=plan.removal_run.run_config, tags=plan.removal_run.tags
+    )
+    assert result.success
+    assert removed_key in yaml.safe_dump(instance.get_run_by_id(result.run_id).run_config)
     assert removed_key not in instance.get_dynamic_partitions("web_pages")
     assert index.rows(removed_key) == []
     assert not store.exists(f"rendered_page/{removed_key}.json")
+    with pytest.raises(registry.UnknownPartitionError):
+        registry.lookup(store, removed_key)
     assert len(instance.get_dynamic_partitions("web_pages")) == 6
 
     manifest.write_text("".join(f"{line}\n" for line in lines))  # added back
-    result, _ = tick(defs, instance, cursor)
-    assert [r.tags["dagster/asset_partition_range_start"] for r in result.run_requests] == [
-        removed_key
-    ]
+    existing = {"web": set(instance.get_dynamic_partitions("web_pages"))}
+    plan = plan_ingest(read_manifest(manifest)[0], existing, 50, "abc.3")
+    assert plan.added == {"web": [removed_key]} and plan.removal_run is None
+    assert [r.tags[ASSET_PARTITION_RANGE_START_TAG] for r in plan.run_requests] == [removed_key]
