@@ -14,6 +14,12 @@ from resources.storage import ObjectStore
 
 # Each kind's job: the whole chain of that kind for a batch of its partitions.
 JOB_BY_KIND = {"web": "web_ingest", "video": "video_ingest"}
+# Whole-run limits, enforced by the daemon's run monitoring (deploy/dagster.yaml and the local
+# instance enable it): the backstop behind each URL's own limits (render and download deadlines,
+# tool timeouts), sized for a batch of 50 at those limits' worst case.
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+WEB_RUN_LIMIT_S = 3 * 3600
+VIDEO_RUN_LIMIT_S = 48 * 3600
 
 
 def contiguous_batches(

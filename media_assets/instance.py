@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from media_assets.batching import VIDEO_RUN_LIMIT_S
+
 
 def local_instance_config(home: Path) -> dict[str, Any]:
     """``dagster.yaml`` for a local instance in ``home``: Dagster's default SQLite layout (runs in
@@ -25,6 +27,9 @@ def local_instance_config(home: Path) -> dict[str, Any]:
             "config": {"base_dir": str(home / "history" / "runs")},
         },
         "telemetry": {"enabled": False},
+        # The daemon ends runs past their limit (the jobs' dagster/max_runtime tags; runs
+        # without one, e.g. UI backfills, get the video job's limit).
+        "run_monitoring": {"enabled": True, "max_runtime_seconds": VIDEO_RUN_LIMIT_S},
     }
 
 

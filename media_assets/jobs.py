@@ -3,6 +3,7 @@
 import dagster as dg
 
 from media_assets.assets import video_assets, web_assets
+from media_assets.batching import MAX_RUNTIME_TAG, VIDEO_RUN_LIMIT_S, WEB_RUN_LIMIT_S
 from partitions import videos, web_pages
 
 web_ingest = dg.define_asset_job(
@@ -10,6 +11,7 @@ web_ingest = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*web_assets),
     partitions_def=web_pages,
     description="Render, extract, chunk, embed and index a batch of web page partitions.",
+    tags={MAX_RUNTIME_TAG: str(WEB_RUN_LIMIT_S)},
 )
 
 video_ingest = dg.define_asset_job(
@@ -18,6 +20,7 @@ video_ingest = dg.define_asset_job(
     partitions_def=videos,
     description="Captions or media, speech, speakers, frames, chapters, chunks, embeddings and "
     "index rows for a batch of video partitions.",
+    tags={MAX_RUNTIME_TAG: str(VIDEO_RUN_LIMIT_S)},
 )
 
 ingest_jobs = {"web_ingest": web_ingest, "video_ingest": video_ingest}

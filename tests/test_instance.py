@@ -62,3 +62,17 @@ def test_a_batched_run_plans_and_stores_every_partition_in_one_write_each(
         # the run's own event log has them too (the UI's run view reads it)
         logged = [e.dagster_event_type for e in inst.all_logs(result.run_id) if e.is_dagster_event]
         assert logged.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 6
+
+
+def test_runs_have_a_time_limit_the_daemon_enforces(tmp_path: Path) -> None:
+    from media_assets.batching import MAX_RUNTIME_TAG, VIDEO_RUN_LIMIT_S, WEB_RUN_LIMIT_S
+    from media_assets.definitions import build_definitions
+
+    defs = build_definitions({"MEDIA_ASSETS_DATA": str(tmp_path / "data")})
+    assert defs.get_job_def("web_ingest").tags[MAX_RUNTIME_TAG] == str(WEB_RUN_LIMIT_S)
+    assert defs.get_job_def("video_ingest").tags[MAX_RUNTIME_TAG] == str(VIDEO_RUN_LIMIT_S)
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home), overrides=local_instance_config(home)) as inst:
+        assert inst.run_monitoring_enabled
+        assert inst.run_monitoring_max_runtime_seconds == VIDEO_RUN_LIMIT_S
