@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -97,6 +97,8 @@ class RenderResult:
     content_type: str | None = None
     bytes: int = 0
     requests_refused: int = 0
+    # False when the page never went quiet (polling, hanging scripts) and was taken at a deadline.
+    settled: bool = True
     attempts: int = 1
     # Why it failed, in a word: the retry policy and dead letters read this.
     error_class: str | None = None
@@ -154,6 +156,24 @@ class _PageGuard:
             await route.continue_()
 
 
+@dataclass(frozen=True)
+class _Document:
+    """A top-level document response as the tab saw it (the response event's view, which holds
+    even when ``goto`` itself timed out or the browser cannot give the body)."""
+
+    status: int
+    url: str
+    headers: dict[str, str]
+
+    @property
+    def egress(self) -> str | None:
+        return self.headers.get(EGRESS_HEADER.lower())
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 @dataclass
 class _PageWatch:
     """What one tab saw while rendering its current URL."""
@@ -161,10 +181,9 @@ class _PageWatch:
     inflight: set[Request] = field(default_factory=set)
     refused_requests: set[Request] = field(default_factory=set)
     refused: int = 0  # refused inside the browser (scheme, third-party rule)
-    # The last top-level document response: (status, egress marker, url, content type). Chromium
-    # reports an error page with an empty body as net::ERR_HTTP_RESPONSE_CODE_FAILURE, without
-    # the status.
-    document: tuple[int, str | None, str, str] | None = None
+    # The last top-level document response. Chromium reports an error page with an empty body as
+    # net::ERR_HTTP_RESPONSE_CODE_FAILURE, without the status.
+    document: _Document | None = None
     navigations: int = 0
     went: bool = False  # a navigation was started: the tab may be mid-way somewhere
     # Where the tab's requests went, as the egress proxy names them: the URL of a plain-HTTP
@@ -219,11 +238,9 @@ class PageRenderer:
 
         def on_response(response: Response) -> None:
             request = response.request
-            marker = response.headers.get(EGRESS_HEADER.lower())
             if request.is_navigation_request() and request.frame.parent_frame is None:
-                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                watch.document = (response.status, marker, response.url, kind)
-            if marker == "refused":
+                watch.document = _Document(response.status, response.url, response.headers)
+            if response.headers.get(EGRESS_HEADER.lower()) == "refused":
                 watch.refused_requests.add(request)
 
         def on_failed(request: Request) -> None:
@@ -249,6 +266,9 @@ class PageRenderer:
             Limits(
                 max_bytes_per_connection=settings.max_page_bytes,
                 idle_s=settings.navigation_timeout_s,
+                # A subresource host that does not answer costs seconds, not the page's budget.
+                connect_timeout_s=5,
+                dns_timeout_s=5,
             ),
         )
         self._context = await browser.new_context(
@@ -373,16 +393,18 @@ class PageRenderer:
         document = _watch(page).document
         event = self._event(page, since)
         if "ERR_HTTP_RESPONSE_CODE_FAILURE" in message and document:
-            result.http_status = document[0]
-            result.error = f"HTTP {document[0]}"
-            result.error_class = classify_http(document[0])
+            result.http_status = document.status
+            result.error = f"HTTP {document.status}"
+            result.error_class = classify_http(document.status)
         elif event and event.kind == "refused":
             result.status, result.error_class = "refused", "refused"
             result.error = f"{url[:200]} leads to a refused address: {event.message}"
         elif event and event.kind in ("dns", "unreachable", "too_large"):
             result.error, result.error_class = event.message, event.error_class
-        elif "Download is starting" in message or (document and not _is_page(document[3])):
-            kind = document[3] if document else "a file to download"
+        elif "Download is starting" in message or (
+            document and not _is_page(document.content_type)
+        ):
+            kind = document.content_type if document else "a file to download"
             result.error = f"{url[:200]} is {kind or 'not a web page'}, not a web page"
             result.error_class = "unsupported_content"
         elif "ERR_TOO_MANY_REDIRECTS" in message:
@@ -417,24 +439,26 @@ class PageRenderer:
         since = time.monotonic()
         t1 = time.perf_counter()
         watch.went = True
-        response = await page.goto(url, wait_until="domcontentloaded")
+        loaded = True
+        try:
+            await page.goto(url, wait_until="domcontentloaded")
+        except PlaywrightTimeout:
+            # Scripts that hang (a third-party host that never answers) hold the load event, not
+            # the text: a page whose document came and shows text is captured as it is.
+            if watch.document is None or not await _shows_text(page):
+                raise
+            loaded = False
         result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
-        if response is None:
+        document = watch.document
+        if document is None:
             raise RenderFailure("no response for the document", "network")
-        self._check_document(page, response.status, response.headers, since, result)
-        declared = int(response.headers.get("content-length") or 0)
-        if declared > settings.max_page_bytes:
-            raise RenderFailure(
-                f"page declares {declared} bytes, over the {settings.max_page_bytes}-byte cap",
-                "too_large",
-            )
+        self._check_document(page, document, since, result)
         t2 = time.perf_counter()
-        await self._settle(page, watch)
+        settled = await self._settle(page, watch) if loaded else False
         result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
-        if watch.document and watch.document[2] != response.url:
+        if watch.document is not None and watch.document.url != document.url:
             # A meta refresh or a script moved the tab on: judge the document it ended on.
-            status, marker, _, _ = watch.document
-            self._check_document(page, status, {EGRESS_HEADER.lower(): marker or ""}, since, result)
+            self._check_document(page, watch.document, since, result)
         html = await self._content(page, watch)
         result.final_url = page.url
         cut = self._event(page, since, "too_large")
@@ -446,6 +470,7 @@ class PageRenderer:
         result.html, result.bytes = html, len(html.encode())
         result.title = (await page.title()) or None
         result.requests_refused = watch.refused + len(watch.refused_requests)
+        result.settled = settled
         result.status = "ok"
 
     def _event(self, page: Page, since: float, *kinds: EventKind) -> EgressEvent | None:
@@ -464,31 +489,31 @@ class PageRenderer:
         )
 
     def _check_document(
-        self,
-        page: Page,
-        status: int,
-        headers: Mapping[str, str],
-        since: float,
-        result: RenderResult,
+        self, page: Page, document: _Document, since: float, result: RenderResult
     ) -> None:
-        """Fail the render when the document is the proxy's refusal or an HTTP error."""
-        marker = headers.get(EGRESS_HEADER.lower())
-        if marker:
+        """Fail the render when the document is the proxy's refusal, an HTTP error, over the
+        cap by its declared length, or not a page at all."""
+        if document.egress:
             event = self._event(page, since)
-            message = event.message if event else f"egress proxy: {marker}"
+            message = event.message if event else f"egress proxy: {document.egress}"
             error_class = event.error_class if event else "network"
             raise RenderFailure(
                 message, error_class, "refused" if error_class == "refused" else "failed"
             )
-        result.http_status = status
-        if status >= 400:
-            raise RenderFailure(f"HTTP {status}", classify_http(status))
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        result.content_type = kind or None
-        if not _is_page(kind):
+        result.http_status = document.status
+        if document.status >= 400:
+            raise RenderFailure(f"HTTP {document.status}", classify_http(document.status))
+        declared = int(document.headers.get("content-length") or 0)
+        if declared > self.settings.max_page_bytes:
             raise RenderFailure(
-                f"content type {kind!r} is not a web page; give media as kind 'video' in the "
-                "manifest, other files are not indexed",
+                f"page declares {declared} bytes, over the {self.settings.max_page_bytes}-byte cap",
+                "too_large",
+            )
+        result.content_type = document.content_type or None
+        if not _is_page(document.content_type):
+            raise RenderFailure(
+                f"content type {document.content_type!r} is not a web page; give media as kind "
+                "'video' in the manifest, other files are not indexed",
                 "unsupported_content",
             )
 
@@ -516,11 +541,12 @@ class PageRenderer:
             page = await self._new_page()
         self._pages.put_nowait(page)
 
-    async def _settle(self, page: Page, watch: _PageWatch) -> None:
+    async def _settle(self, page: Page, watch: _PageWatch) -> bool:
         """Wait until the network is quiet and the visible text stops changing.
 
         Cheaper than Playwright's ``networkidle`` (a fixed 500 ms of silence per page) and right for
-        single-page apps that fill the body from script after the document has loaded. A meta
+        single-page apps that fill the body from script after the document has loaded; ``False``
+        when the page was still busy at the deadline (it is captured as it is then). A meta
         refresh or script redirect destroys the page being measured: the new document is waited
         for and measured instead, up to a few times (a loop is a loop).
         """
@@ -546,13 +572,20 @@ class PageRenderer:
                 continue
             stable = stable + 1 if (size == previous and not watch.inflight) else 0
             if stable >= 2 and size > 0:
-                return
+                return True
             previous = size
             await asyncio.sleep(settings.settle_poll_s)
+        return False  # never quiet: captured at the deadline, and the artifact says so
 
 
 MAX_PAGE_NAVIGATIONS = 5
 CLOSE_TIMEOUT_S = 5.0
+
+
+async def _shows_text(page: Page) -> bool:
+    with contextlib.suppress(PlaywrightError):
+        return bool(await page.evaluate(TEXT_SIZE_JS))
+    return False
 
 
 def _navigating(exc: PlaywrightError) -> bool:
