@@ -26,7 +26,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
@@ -67,6 +67,8 @@ class Limits:
     judge_declared_length: bool = True
     connect_timeout_s: float = 15.0
     dns_timeout_s: float = 10.0
+    # What a person can do about a cut, by event kind ("raise MEDIA_ASSETS_… if it is wanted").
+    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ class EgressProxy:
         host = host.lower().rstrip(".")
         addresses = await self._resolve(host, session.limits.dns_timeout_s)
         if isinstance(addresses, str):
-            message = f"{DNS_TEXT} for {host}: {addresses}"
+            message = f"{DNS_TEXT} for {host}: {addresses} (retried later; check the host name)"
             session.record("dns", label, message)
             await _reply(writer, 502, "Bad Gateway", message, "dns")
             return None
@@ -420,6 +422,8 @@ class EgressProxy:
 
     @staticmethod
     def _cut(session: Session, kind: EventKind, label: str, message: str) -> None:
+        if hint := session.limits.hints.get(kind):
+            message = f"{message}; {hint}"
         session.record(kind, label, message)
         raise _Cut(message)
 

@@ -46,6 +46,12 @@ class MediaLimits:
             grace_s=20,
             idle_s=30,
             deadline_s=self.download_timeout_s,
+            hints={
+                "too_large": "raise MEDIA_ASSETS_VIDEO_MAX_BYTES if this media is wanted",
+                "too_slow": "the server is too slow (MEDIA_ASSETS_VIDEO_MIN_RATE); retried later",
+                "stalled": "the server stopped sending; retried later",
+                "deadline": "raise MEDIA_ASSETS_VIDEO_DOWNLOAD_TIMEOUT_S for very long media",
+            },
         )
 
 

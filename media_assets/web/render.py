@@ -269,6 +269,7 @@ class PageRenderer:
                 # A subresource host that does not answer costs seconds, not the page's budget.
                 connect_timeout_s=5,
                 dns_timeout_s=5,
+                hints={"too_large": "raise MEDIA_ASSETS_MAX_PAGE_BYTES if this page is wanted"},
             ),
         )
         self._context = await browser.new_context(
@@ -382,7 +383,8 @@ class PageRenderer:
             return f"render timed out: {cut.message} ({cut.target[:120]})"
         return (
             f"render timed out after {time.monotonic() - since:.0f} s (navigation limit "
-            f"{self.settings.navigation_timeout_s:.0f} s); the page or its server did not finish"
+            f"{self.settings.navigation_timeout_s:.0f} s) with no text on the page; retried on "
+            "the next ingest (MEDIA_ASSETS_NAVIGATION_TIMEOUT_S for slow sites)"
         )
 
     def _classify_browser_error(
@@ -506,7 +508,8 @@ class PageRenderer:
         declared = int(document.headers.get("content-length") or 0)
         if declared > self.settings.max_page_bytes:
             raise RenderFailure(
-                f"page declares {declared} bytes, over the {self.settings.max_page_bytes}-byte cap",
+                f"page declares {declared} bytes, over the {self.settings.max_page_bytes}-byte cap;"
+                " raise MEDIA_ASSETS_MAX_PAGE_BYTES if this page is wanted",
                 "too_large",
             )
         result.content_type = document.content_type or None

@@ -189,7 +189,10 @@ class AddressPolicy:
         try:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
-            raise DNSLookupError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+            raise DNSLookupError(
+                f"cannot resolve host {host!r}: {exc.strerror} (retried later; the page keeps its "
+                "index rows meanwhile; check the host name)"
+            ) from exc
         except UnicodeError as exc:
             raise BlockedURLError(f"host {host[:80]!r} is not a valid host name: {exc}") from exc
         return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
