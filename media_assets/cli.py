@@ -84,6 +84,8 @@ def _print_report(report, manifest_path: str) -> None:
         f"runs: {len(report.runs)} ({len(failed_runs)} failed, "
         f"{len(report.unexplained_runs)} not explained by a URL)"
     )
+    if report.stale_partitions:
+        print(f"{len(report.stale_partitions)} stale URL(s) run again")
     if report.failed_partitions:
         print(
             f"{len(report.failed_partitions)} URL(s) in the dead letters: "
@@ -119,6 +121,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         force=args.force,
         refresh=args.refresh,
+        stale=args.stale,
     )
     _print_report(report, path)
     return 0 if report.ok else 1
@@ -203,7 +206,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo site on {site.base_url}; manifest {manifest}")
         code = cmd_ingest(
             argparse.Namespace(
-                manifest=str(manifest), batch_size=50, force=args.force, refresh=args.force
+                manifest=str(manifest),
+                batch_size=50,
+                force=args.force,
+                refresh=args.force,
+                stale=False,
             )
         )
     for query, kind in (
@@ -241,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run materialized URLs again (unchanged stages reuse their artifacts)",
     )
     p.add_argument("--refresh", action="store_true", help="fetch pages again (implies --force)")
+    p.add_argument(
+        "--stale",
+        action="store_true",
+        help="also run URLs the UI shows stale (a stage's code version or an upstream artifact "
+        "changed); unchanged stages reuse their artifacts",
+    )
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("dead-letters", help="URLs that failed for good or ran out of retries")
     p.add_argument("--json", action="store_true")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,18 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Where a record breaks its schema: the schema file, the field's path, what is wrong."""
+
+    schema: str
+    field: str  # e.g. ``chunks/0/text``; ``(record)`` when the record as a whole is wrong
+    message: str
+
+    def __str__(self) -> str:
+        return f"schema {self.schema} violated at {self.field}: {self.message}"
 
 
 @cache
@@ -32,8 +45,12 @@ def _validator(asset: str) -> Draft202012Validator | None:
     return Draft202012Validator(json.loads(path.read_text()), registry=_registry())
 
 
-def violation(asset: str, record: Mapping[str, Any]) -> str | None:
-    """Why ``record`` breaks ``asset``'s schema, or None when it conforms (or has no schema).
+def has_schema(asset: str) -> bool:
+    return (SCHEMAS / f"{asset}.json").exists()
+
+
+def violation(asset: str, record: Mapping[str, Any]) -> Violation | None:
+    """Where ``record`` breaks ``asset``'s schema, or None when it conforms (or has no schema).
 
     Fields that hold tables (sidecar DataFrames) are not JSON and are left out of the check.
     """
@@ -48,5 +65,5 @@ def violation(asset: str, record: Mapping[str, Any]) -> str | None:
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: e.path)), None)
     if error is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(record)"
-    return f"schema {asset}.json violated at {where}: {error.message[:300]}"
+    field = "/".join(str(p) for p in error.absolute_path) or "(record)"
+    return Violation(f"{asset}.json", field, error.message[:300])

@@ -12,6 +12,7 @@ from media_assets.jobs import ingest_jobs
 from media_assets.k8s import k8s_executor
 from media_assets.logs import json_logger, terminal_logger
 from media_assets.removal import remove_sources_job
+from media_assets.stale import stale_partitions_sensor
 from resources import build_resources
 from resources.embedder import Embedder
 from resources.index import VectorIndex
@@ -41,13 +42,39 @@ def with_engine_kinds(
     return [asset.map_asset_specs(add_kind) for asset in assets]
 
 
+def with_code_versions(
+    assets: list[dg.AssetsDefinition], env: Mapping[str, str]
+) -> list[dg.AssetsDefinition]:
+    """Stages whose code version ``MEDIA_ASSETS_CODE_VERSIONS`` (``stage=version,...``) sets:
+    for a change the code does not show (a new Chromium, a retrained model), which should make
+    the stage's partitions stale and run it again rather than reuse its artifacts."""
+    pairs = [item.split("=", 1) for item in env.get("MEDIA_ASSETS_CODE_VERSIONS", "").split(",")]
+    wanted = {pair[0].strip(): pair[1].strip() for pair in pairs if len(pair) == 2}
+    known = {key.to_user_string() for asset in assets for key in asset.keys}
+    if unknown := sorted(set(wanted) - known):
+        raise ValueError(f"MEDIA_ASSETS_CODE_VERSIONS names no such stage: {', '.join(unknown)}")
+
+    def set_version(spec: dg.AssetSpec) -> dg.AssetSpec:
+        version = wanted.get(spec.key.to_user_string())
+        if version is None:
+            return spec
+        # The IO manager stamps artifacts with the version in the metadata: both change.
+        metadata = {**spec.metadata, "code_version": version}
+        return spec.replace_attributes(code_version=version, metadata=metadata)
+
+    return [asset.map_asset_specs(set_version) for asset in assets]
+
+
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """Definitions with resources configured from ``env`` (the process environment by default)."""
     resources = build_resources(env)
+    assets = with_code_versions(
+        [*web_assets, *video_assets, ingest_status], os.environ if env is None else env
+    )
     return dg.Definitions(
-        assets=with_engine_kinds([*web_assets, *video_assets, ingest_status], resources),
+        assets=with_engine_kinds(assets, resources),
         jobs=[*ingest_jobs.values(), remove_sources_job],
-        sensors=[manifest_sensor, batch_failure_sensor],
+        sensors=[manifest_sensor, batch_failure_sensor, stale_partitions_sensor],
         resources=resources,
         loggers={
             "terminal": terminal_logger,

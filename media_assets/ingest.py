@@ -25,6 +25,7 @@ from media_assets.batching import (
     range_tags,
 )
 from media_assets.manifest import Manifest, read_manifest
+from media_assets.stale import stale_partitions
 from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
@@ -43,6 +44,7 @@ class IngestReport:
     statuses: dict[str, Counter[str]] = field(default_factory=dict)  # kind -> status counts
     skipped_kinds: Counter[str] = field(default_factory=Counter)
     failed_partitions: set[str] = field(default_factory=set)  # in the dead letters
+    stale_partitions: set[str] = field(default_factory=set)  # run again because stale
     unexplained_runs: list[str] = field(default_factory=list)  # failed, no URL to blame
 
     @property
@@ -115,12 +117,14 @@ def ingest(
     batch_size: int = 50,
     force: bool = False,
     refresh: bool = False,
+    stale: bool = False,
 ) -> IngestReport:
     """Ingest every manifest URL not yet materialized (nor failed for good: see
     ``deadletters.settled``).
 
     ``force`` runs materialized URLs again (stages whose inputs are unchanged reuse their
-    artifacts and do no work); ``refresh`` also fetches the pages again, and implies ``force``.
+    artifacts and do no work); ``refresh`` also fetches the pages again, and implies ``force``;
+    ``stale`` runs again the materialized URLs the UI shows stale (``media_assets.stale``).
     ``manifest`` is a file (read by ``read_manifest``, which raises ``ManifestError``) or one
     already read.
     """
@@ -148,6 +152,10 @@ def ingest(
                 | deadletters.settled(store, keys)
             )
         )
+        if stale and (materialized := done & set(keys)):
+            outdated = stale_partitions(defs.resolve_asset_graph(), instance, kind, materialized)
+            report.stale_partitions.update(outdated)
+            done -= set(outdated)
         run_batches(
             defs.resolve_job_def(JOB_BY_KIND[kind]),
             instance,

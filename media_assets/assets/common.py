@@ -1,4 +1,5 @@
-"""What every URL-partitioned asset shares: batching, the record conventions, readable metadata.
+"""What every URL-partitioned asset shares: batching, the record conventions, readable metadata,
+data versions from content hashes, and the schema check.
 
 Every artifact is a record with ``status`` (``ok`` or why not), ``source_url`` and, when not ok,
 ``error``. A stage that gets a non-ok upstream record writes a ``skipped`` record naming it, so
@@ -7,19 +8,22 @@ every asset materializes for every partition and the path a URL took stays visib
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
 
 from media_assets import contracts, deadletters
+from media_assets.assets import versions
 from media_assets.k8s import step_tags
 from media_assets.retry import TRANSIENT_CLASSES
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
@@ -29,11 +33,17 @@ from resources.storage import ObjectStore
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 Record = dict[str, Any]
+# What a batched asset body hands Dagster: its output, its check, its partitions' own versions.
+StageEvents = Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckResult]
 # Run tag: fetch and compute again instead of reusing stored artifacts (permanent failures too).
 REFRESH_TAG = "media_assets/refresh"
 # Backfills launched from the UI group partitions into runs this large instead of one run each.
 BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
 PREVIEW_CHARS = 400
+SCHEMA_CHECK = "schema"
+# Definition metadata naming the fields that say how a record was made (timings, attempts), not
+# what it holds: they do not count toward its content hash, so they never make anything stale.
+MEASUREMENTS = "measurement_fields"
 
 
 def url_asset(
@@ -43,27 +53,71 @@ def url_asset(
     kinds: set[str],
     group_name: str,
     sidecars: Mapping[str, str] | None = None,
+    measurements: Collection[str] = (),
     **kwargs: Any,
-) -> Callable[..., dg.AssetsDefinition]:
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``dg.asset`` with the settings every URL-partitioned stage shares, placed on the GPU or
-    CPU node pool by its concurrency ``pool`` when it runs on Kubernetes."""
-    return dg.asset(
-        op_tags=step_tags(kwargs.get("pool")),
-        partitions_def=partitions_def,
-        code_version=code_version,
-        kinds=kinds,
-        group_name=group_name,
-        backfill_policy=BATCH_POLICY,
-        # The IO manager stamps each artifact with the code version that made it.
-        metadata={"sidecars": dict(sidecars or {}), "code_version": code_version},
-        **kwargs,
-    )
+    CPU node pool by its concurrency ``pool`` when it runs on Kubernetes; its ``schema`` asset
+    check reports each batch's JSON Schema violations, with URL and field, on the Checks tab."""
+
+    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
+        name = kwargs.get("name") or fn.__name__
+        check = dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=name,
+            description=f"Each URL's artifact conforms to media_assets/schemas/{name}.json. A "
+            "violation fails that URL for good (dead letter); the batch's violations are listed "
+            "with their URL and field.",
+        )
+
+        # A body returns its stage's events (``batch_output``). Handed to Dagster as a generator
+        # function, they are taken as they come whatever the body's return annotation says: an
+        # asset with a check has two outputs, which a single annotation cannot describe.
+        @functools.wraps(fn)
+        def events(*args: Any, **kw: Any) -> StageEvents:
+            yield from fn(*args, **kw)
+
+        return dg.asset(
+            op_tags=step_tags(kwargs.get("pool")),
+            partitions_def=partitions_def,
+            code_version=code_version,
+            kinds=kinds,
+            group_name=group_name,
+            backfill_policy=BATCH_POLICY,
+            check_specs=[check] if contracts.has_schema(name) else None,
+            # The IO manager stamps each artifact with the code version that made it.
+            metadata={
+                "sidecars": dict(sidecars or {}),
+                "code_version": code_version,
+                MEASUREMENTS: sorted(measurements),
+            },
+            **kwargs,
+        )(events)
+
+    return decorate
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot encode: tables by their columns, arrays by their bytes."""
+    if hasattr(value, "columns") and hasattr(value, "to_dict"):  # a DataFrame (vectors)
+        return value.to_dict(orient="list")
+    if hasattr(value, "tobytes") and hasattr(value, "dtype"):  # a numpy array
+        return f"{value.dtype}{value.shape}:{hashlib.sha256(value.tobytes()).hexdigest()}"
+    return str(value)
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     """Content hash of a record, without its storage header: what a downstream step consumed."""
     body = {k: v for k, v in record.items() if k != ARTIFACT_HEADER and not k.endswith("_artifact")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_plain).encode()).hexdigest()
+
+
+def content_hash(record: Mapping[str, Any], measurements: Collection[str] = ()) -> str:
+    """What a record holds, without where it came from (``input_sha256``) or how it was made
+    (``measurements``): a partition's data version changes exactly when this hash does."""
+    return record_hash(
+        {k: v for k, v in record.items() if k != "input_sha256" and k not in measurements}
+    )
 
 
 def reusable(record: Mapping[str, Any], retry: bool) -> bool:
@@ -165,10 +219,10 @@ def run_stage(
     settings: Mapping[str, Any] | None = None,
     preview: Callable[[Record], dict[str, Any]] | None = None,
     totals: Callable[[dict[str, Record]], dict[str, Any]] | None = None,
-) -> dg.Output:
+) -> StageEvents:
     """The body of a per-URL stage: ``work(key, input)`` for every partition whose input
     succeeded, stored results reused when input and settings are unchanged, then the batch's
-    output and readable metadata."""
+    output and readable metadata (see ``batch_output``)."""
     checkpoints = Checkpoints(context, store)
     with timed() as clock:
         records = checkpoints.each(inputs, upstream, work, settings)
@@ -207,8 +261,9 @@ def checked(asset: str, record: Record) -> Record:
     return {
         "status": "failed",
         "source_url": record.get("source_url"),
-        "error": problem,
+        "error": str(problem),
         "error_class": "schema_violation",
+        "violation": asdict(problem),  # the schema check lists its field
         "input_sha256": record.get("input_sha256"),
     }
 
@@ -247,39 +302,97 @@ def batch_output(
     seconds: float,
     preview: Callable[[Record], dict[str, Any]] | None = None,
     **totals: Any,
-) -> dg.Output:
-    """Output plus metadata a person can read in the UI, where partitions show only hashes.
+) -> StageEvents:
+    """Output plus metadata a person can read in the UI, where partitions show only hashes, then
+    the schema check, then each partition's own data version where it is not the step's.
 
-    Each partition's materialization gets its own URL, status, preview and whether its stored
-    artifact was reused or computed; the batch's counts and timing go on all of them.
+    Each partition's materialization gets its own URL, status, preview, content hash and whether
+    its stored artifact was reused or computed; the batch's counts and timing go on all of them.
+    Its data version follows its content hash (``media_assets/assets/versions.py``).
 
     Dagster marks every partition of a step's range alike (dagster-io/dagster#17836), so a batch
     with failed URLs must not materialize: their failures go to the dead letters, the good
     partitions are checkpointed, and the step fails, naming the failed partitions. Re-running the
     good ones (``media_assets.ingest`` and the batch-failure sensor do) then reuses their
     artifacts, so the catalog ends with good URLs materialized and failed ones missing.
+
+    A generator: the body returns it, and Dagster stores the output (and writes its
+    materializations) before it asks for the events that follow.
     """
     asset = context.asset_key.to_user_string()
     for key, record in records.items():
         records[key] = checked(asset, record)
+    check_key = dg.AssetCheckKey(context.asset_key, SCHEMA_CHECK)
+    check = (
+        _schema_check(asset, records) if check_key in context.selected_asset_check_keys else None
+    )
     failed = {key: r for key, r in records.items() if not is_ok(r)}
     if failed:
+        if check:  # reported before the step fails, so the violation shows on the Checks tab
+            yield check
         _fail_batch(context, checkpoints, records, failed)
     reused = set(checkpoints.reused)
     counts = Counter(str(r.get("status")) for r in records.values())
+    measurements = context.assets_def.metadata_by_key[context.asset_key].get(MEASUREMENTS, ())
+    contents = {key: content_hash(record, measurements) for key, record in records.items()}
+    batch = {
+        "batch_urls": len(records),
+        "batch_status": ", ".join(f"{status} {n}" for status, n in sorted(counts.items())),
+        "batch_duration_s": round(seconds, 2),
+        "seconds_per_url": round(seconds / max(len(records), 1), 3),
+        "batch_reused": len(reused),
+        **totals,
+    }
     with _partition_keys_read_once(context.instance):
-        _add_partition_metadata(context, records, preview, reused)
-    context.add_asset_metadata(
-        {
-            "batch_urls": len(records),
-            "batch_status": ", ".join(f"{status} {n}" for status, n in sorted(counts.items())),
-            "batch_duration_s": round(seconds, 2),
-            "seconds_per_url": round(seconds / max(len(records), 1), 3),
-            "batch_reused": len(reused),
-            **totals,
-        }
+        own = _add_partition_metadata(context, records, preview, reused, contents)
+    context.add_asset_metadata(batch)
+    data_versions = versions.assign(context.instance, context.asset_key, contents)
+    yield dg.Output(records, data_version=dg.DataVersion(data_versions.step))
+    # The check before the partitions' own versions: Dagster takes the newest materialization as
+    # its target and warns ("data version mismatch") when that is not the step's.
+    if check:
+        yield check
+    yield from versions.own_materializations(
+        context, data_versions, {key: {**batch, **meta} for key, meta in own.items()}
     )
-    return dg.Output(records)
+
+
+def _schema_check(asset: str, records: Mapping[str, Record]) -> dg.AssetCheckResult:
+    """The batch's schema violations (URL, partition, field, problem) as the ``schema`` check.
+
+    Records are validated when they are made; one reused from storage was validated then, and a
+    stored violation (a permanent failure, reused until the input changes) is reported again."""
+    violations = [
+        {
+            "url": r.get("source_url"),
+            "partition": key,
+            "field": (r.get("violation") or {}).get("field"),
+            "problem": r.get("error"),
+        }
+        for key, r in records.items()
+        if r.get("error_class") == "schema_violation"
+    ]
+    conforming = sum(is_ok(r) for r in records.values())
+    metadata: dict[str, Any] = {
+        "urls_conforming": conforming,
+        "urls_violating": len(violations),
+        "violations": dg.MetadataValue.json(violations),
+    }
+    if not violations:
+        description = f"{conforming} URL(s) conform to {asset}.json"
+    else:
+        first = violations[0]
+        metadata["first_violation_url"] = dg.MetadataValue.url(str(first["url"]))
+        metadata["first_violation_field"] = str(first["field"])
+        description = f"{len(violations)} URL(s) violate {asset}.json: " + "; ".join(
+            f"{v['url']} at {v['field']}" for v in violations[:3]
+        )
+    return dg.AssetCheckResult(
+        check_name=SCHEMA_CHECK,
+        passed=not violations,
+        metadata=metadata,
+        description=description,
+    )
 
 
 def _fail_batch(
@@ -359,11 +472,15 @@ def _add_partition_metadata(
     records: dict[str, Record],
     preview: Callable[[Record], dict[str, Any]] | None,
     reused: set[str],
-) -> None:
+    contents: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    """Each partition's own metadata, added to its materialization; returned as well."""
+    by_partition = {}
     for key, record in records.items():
         own: dict[str, Any] = {
             "status": str(record.get("status")),
             "work": "reused stored artifact" if key in reused else "computed",
+            versions.CONTENT_KEY: contents[key],
         }
         if record.get("source_url"):
             own["source_url"] = dg.MetadataValue.url(record["source_url"])
@@ -372,6 +489,8 @@ def _add_partition_metadata(
         if preview and is_ok(record):
             own.update(preview(record))
         context.add_asset_metadata(own, partition_key=key)
+        by_partition[key] = own
+    return by_partition
 
 
 def join_inputs(**inputs: Mapping[str, Record]) -> dict[str, Record]:

@@ -10,6 +10,7 @@ from media_assets import deadletters
 from media_assets.assets.common import (
     Checkpoints,
     Record,
+    StageEvents,
     batch_output,
     is_ok,
     record_hash,
@@ -129,6 +130,8 @@ def build_index_tail(
         tags={ENGINE_TAG: "embedder"},
         group_name=kind,
         sidecars=EMBEDDING_SIDECARS,
+        # How many vectors this run computed: the vectors are the same either way.
+        measurements={"embedded", "vectors_reused"},
         ins={"chunks": dg.AssetIn(chunks_asset)},
     )
     def embeddings(
@@ -136,7 +139,7 @@ def build_index_tail(
         embedder: Embedder,
         object_store: ObjectStore,
         chunks: dict[str, Record],
-    ) -> dg.Output:
+    ) -> StageEvents:
         """One vector per chunk; unchanged chunks reuse their previous vector."""
         checkpoints = Checkpoints(context, object_store)
         with timed() as clock:
@@ -168,16 +171,17 @@ def build_index_tail(
         object_store: ObjectStore,
         chunks: dict[str, Record],
         embeddings: dict[str, Record],
-    ) -> dg.Output:
+    ) -> StageEvents:
         """The source's rows in the index, upserted by (source_key, chunk_id); rows the new
         version no longer has are deleted in the same write."""
         checkpoints = Checkpoints(context, object_store)
         with timed() as clock:
             records, totals = index_records(chunks, embeddings, vector_index)
-        output = batch_output(
+        yield from batch_output(
             context, checkpoints, records, clock["seconds"], lambda r: {"rows": r["rows"]}, **totals
         )
-        deadletters.clear(object_store, records)  # these URLs made it through the whole chain
-        return output
+        # Only once the batch materialized (a failed one raised above): these URLs made it
+        # through the whole chain.
+        deadletters.clear(object_store, records)
 
     return [embeddings, index_rows]

@@ -322,7 +322,8 @@ def transcript_record(source: Record, speech: SpeechToText, store: ObjectStore) 
     return {"status": "ok", "source_url": source["source_url"], **transcript.record()}
 
 
-@_video(code_version="1", kinds={"whisper", "python"}, pool="speech")
+# ``seconds`` is how long recognition took, not what was said.
+@_video(code_version="1", kinds={"whisper", "python"}, pool="speech", measurements={"seconds"})
 def transcript(
     context: dg.AssetExecutionContext,
     speech: SpeechToText,

@@ -40,6 +40,9 @@ def _render_preview(record: Record) -> dict[str, object]:
     kinds={"playwright", "chromium"},
     group_name="web",
     sidecars={"html": "html"},
+    # How this render went, not what the page holds: a re-render of an unchanged page changes
+    # nothing downstream.
+    measurements={"timings_ms", "attempts", "requests_refused"},
     pool="web_fetch",
 )
 def rendered_page(
