@@ -1,11 +1,12 @@
-"""Shared fixtures: the demo site on 127.0.0.1, a Dagster instance and data folder per test, and a
-guard that fails any Python connection leaving this machine (nothing may download at run time)."""
+"""Shared fixtures: the demo site on 127.0.0.1, a Dagster instance and data folder per test (and
+per module, for modules that share one expensive ingest among small tests), and a guard that fails
+any Python connection leaving this machine (nothing may download at run time). The helpers they
+are built from live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,19 +15,23 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pytest
 
-from media_assets.demo.server import SITE_DIR, SiteServer, serve
-from media_assets.instance import local_instance_config
+from media_assets.demo.server import SiteServer, serve
+from tests.helpers import (
+    CHROMIUM,
+    EVAL_DIR,
+    copy_site,
+    local_instance,
+    needs_chromium,
+    needs_eval,
+    pipeline_env,
+    write_articles,
+)
 from tests.seaweed import WEED, SeaweedS3
 
-CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
-
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: run scripts/setup.sh"
-)
-needs_eval = pytest.mark.skipif(
-    not EVAL_DIR.is_dir(), reason=f"{EVAL_DIR} absent: evaluation data is not shipped with the repo"
-)
+# Re-exported for the test modules that still import them from here (test_sensor, test_postgres,
+# test_failures, test_daemon, test_hostile, test_render, test_staleness, test_search_quality);
+# import them from tests.helpers instead.
+__all__ = ["CHROMIUM", "EVAL_DIR", "needs_chromium", "needs_eval", "write_articles"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,23 +63,7 @@ def no_outside_network() -> Iterator[None]:
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """A private copy of the demo site, so a test may change pages."""
-    target = tmp_path / "site"
-    shutil.copytree(SITE_DIR, target)
-    return target
-
-
-def write_articles(site_dir: Path, count: int) -> list[str]:
-    """``count`` small static article pages in the site; returns their paths."""
-    for n in range(count):
-        (site_dir / f"article-{n}.html").write_text(
-            f"<html><head><title>Article {n}</title></head><body><main><h1>Article {n}</h1>"
-            f"<p>Article {n} explains how tide tables are computed from harmonic constituents, "
-            f"and why the harbour at station {n} sees its highest water an hour after noon.</p>"
-            f"<h2 id='more'>More</h2><p>Spring tides follow new and full moon; neap tides "
-            f"follow the quarters, and station {n} records both every month.</p></main>"
-            "</body></html>"
-        )
-    return [f"/article-{n}.html" for n in range(count)]
+    return copy_site(tmp_path / "site")
 
 
 @pytest.fixture
@@ -94,11 +83,7 @@ def demo_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """Configuration for a pipeline in a fresh data folder, loopback allow-listed."""
-    return {
-        "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
-        "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
-        "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
-    }
+    return pipeline_env(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -118,9 +103,7 @@ def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     # One bucket, a prefix per test: SeaweedFS gives every bucket volumes of its own.
     return {
-        "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
-        "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
-        "MEDIA_ASSETS_CHROMIUM": CHROMIUM,
+        **pipeline_env(tmp_path),
         "MEDIA_ASSETS_S3_BUCKET": "media-assets-test",
         "MEDIA_ASSETS_S3_PREFIX": tmp_path.name,
         "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint,
@@ -130,9 +113,36 @@ def s3_env(seaweed: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     """A fresh instance configured as the command line configures a local one."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(
-        temp_dir=str(home), overrides=local_instance_config(home)
-    ) as test_instance:
+    with local_instance(tmp_path / "dagster_home") as test_instance:
+        yield test_instance
+
+
+# Module-scoped variants: one ingest shared by a module's small tests (a failure then names the
+# behaviour, not the whole chain), paid once per module instead of once per test.
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def module_site_dir(module_tmp: Path) -> Path:
+    return copy_site(module_tmp / "site")
+
+
+@pytest.fixture(scope="module")
+def module_site(module_site_dir: Path) -> Iterator[SiteServer]:
+    with serve(module_site_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_env(module_tmp: Path) -> dict[str, str]:
+    return pipeline_env(module_tmp)
+
+
+@pytest.fixture(scope="module")
+def module_instance(module_tmp: Path) -> Iterator[dg.DagsterInstance]:
+    with local_instance(module_tmp / "dagster_home") as test_instance:
         yield test_instance

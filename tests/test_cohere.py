@@ -1,5 +1,6 @@
 """Cohere backends against a local server speaking Cohere's v2 wire format."""
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,7 +9,6 @@ import pytest
 
 from resources.cohere_backends import (
     EMBED_BATCH_LIMIT,
-    FRAME_PROMPT,
     CohereEmbedder,
     CohereVision,
     MissingCohereKeyError,
@@ -80,12 +80,20 @@ def test_cohere_vectors_feed_the_same_index_contract(
 def test_vision_sends_the_frame_and_a_prompt_for_facts(
     cohere_server: FakeCohere, tmp_path: Path
 ) -> None:
-    cohere_server.chat_answer = "Two colonies per hectare"
+    cohere_server.chat_answer = "  Two colonies\n per   hectare "
     frame = tmp_path / "frame.jpg"
     frame.write_bytes(b"\xff\xd8\xff\xe0fake-jpeg")
     vision = CohereVision(base_url=cohere_server.base_url)
-    assert vision.read(frame) == "Two colonies per hectare"
-    content = cohere_server.requests[-1]["body"]["messages"][0]["content"]
-    assert content[0] == {"type": "text", "text": FRAME_PROMPT}
-    assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
-    assert "numbers" in FRAME_PROMPT and "slide titles" in FRAME_PROMPT
+    assert vision.read(frame) == "Two colonies per hectare"  # one line, spaces collapsed
+    request = cohere_server.requests[-1]
+    assert request["path"] == "/v2/chat" and request["auth"] == "Bearer test-key-123"
+    assert request["body"]["model"] == "command-a-vision-07-2025"
+    (message,) = request["body"]["messages"]
+    prompt, image = message["content"]
+    # What went over the wire asks for the facts a slide carries, and carries this very frame.
+    assert prompt["type"] == "text"
+    assert "numbers" in prompt["text"] and "slide titles" in prompt["text"]
+    assert image["type"] == "image_url"
+    data_url = image["image_url"]["url"]
+    assert data_url.startswith("data:image/jpeg;base64,")
+    assert base64.b64decode(data_url.split(",", 1)[1]) == frame.read_bytes()

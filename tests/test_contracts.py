@@ -14,8 +14,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from partitions.keys import partition_key
-from tests.conftest import needs_chromium
-from tests.test_end_to_end import demo_manifest
+from tests.helpers import demo_manifest, needs_chromium
 
 CHUNK = {
     "chunk_id": "0123456789abcdef",

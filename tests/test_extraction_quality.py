@@ -6,7 +6,7 @@ import json
 from media_assets.quality import shingle_f1
 from media_assets.web.chunk import chunk_page
 from media_assets.web.extract import extract_elements
-from tests.conftest import EVAL_DIR, needs_eval
+from tests.helpers import EVAL_DIR, needs_eval
 
 pytestmark = needs_eval
 

@@ -17,16 +17,11 @@ from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from partitions.keys import partition_key
 from resources.io_manager import ArtifactStore
-from tests.conftest import needs_chromium, write_articles
+from tests.helpers import needs_chromium, write_articles, write_manifest
 from tests.seaweed import WEED, SeaweedS3
 
 pytestmark = needs_chromium
 PAGES = 30
-
-
-def write_manifest(site: SiteServer, paths: list[str], target: Path) -> Path:
-    target.write_text("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in paths))
-    return target
 
 
 def index_content(env: dict[str, str]) -> set[tuple[str, str, str]]:
@@ -46,7 +41,7 @@ def test_sigkill_mid_batch_then_resume(
     site: SiteServer, site_dir: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
     paths = write_articles(site_dir, PAGES)
-    manifest = write_manifest(site, paths, tmp_path / "manifest.jsonl")
+    manifest = write_manifest(tmp_path / "manifest.jsonl", [site.base_url + p for p in paths])
     process_env = {**os.environ, **env, "DAGSTER_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "media_assets.cli", "ingest", str(manifest)]
     renders = ArtifactStore(
@@ -102,7 +97,7 @@ def test_s3_down_for_twenty_seconds_during_a_run(
     server.start()
     try:
         paths = write_articles(site_dir, PAGES)
-        manifest = write_manifest(site, paths, tmp_path / "manifest.jsonl")
+        manifest = write_manifest(tmp_path / "manifest.jsonl", [site.base_url + p for p in paths])
         s3_env = {
             **env,
             "MEDIA_ASSETS_S3_BUCKET": "outage",

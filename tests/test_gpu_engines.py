@@ -9,11 +9,7 @@ import pytest
 
 from media_assets.video.scoring import der, read_rttm, wer
 from media_assets.video.speech import default_whisper_dir
-
-EVAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "eval" / "audio"
-needs_eval_audio = pytest.mark.skipif(
-    not EVAL_AUDIO.is_dir(), reason=f"eval audio not found at {EVAL_AUDIO} (not shipped)"
-)
+from tests.helpers import EVAL_AUDIO, needs_eval_audio
 
 
 @needs_eval_audio

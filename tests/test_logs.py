@@ -12,7 +12,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from partitions.keys import partition_key
-from tests.conftest import needs_chromium, write_articles
+from tests.helpers import needs_chromium, write_articles
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 

@@ -13,7 +13,6 @@ import codecs
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +22,8 @@ from media_assets import ingest as ingest_module
 from media_assets.manifest import Manifest, ManifestError, read_manifest
 from partitions.keys import InvalidURLError, normalize_url, partition_key
 from sensors import manifest as sensor_module
+from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 GOOD = ["https://good.example/one", "https://good.example/two"]
 SECRET = "hunter2"
 
@@ -344,21 +343,14 @@ def test_refusal_names_the_line_where_it_applies(tmp_path: Path) -> None:
     assert str(refused.value).startswith(f"manifest {path} line 3: the header row has no 'url'")
 
 
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ingest_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`media-assets ingest ARGS` in a fresh home, with no manifest named by the environment."""
     env = {
-        **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "MEDIA_ASSETS_DATA": str(tmp_path / "data"),
+        "MEDIA_ASSETS_MANIFEST": "",
     }
-    env.pop("MEDIA_ASSETS_MANIFEST", None)
-    return subprocess.run(
-        [sys.executable, "-m", "media_assets.cli", "ingest", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(env, "ingest", *args, timeout_s=120)
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), UNREADABLE.values(), ids=list(UNREADABLE))
@@ -366,7 +358,7 @@ def test_command_line_refuses_unreadable_file_without_traceback(
     tmp_path: Path, name: str, content: bytes | None, expected: str
 ) -> None:
     path = make_unreadable(tmp_path, name, content)
-    done = run_cli(tmp_path, str(path))
+    done = ingest_cli(tmp_path, str(path))
     assert done.returncode == 2, done.stderr
     assert f"error: manifest {path}" in done.stderr and expected in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -374,7 +366,7 @@ def test_command_line_refuses_unreadable_file_without_traceback(
 
 
 def test_command_line_without_a_manifest_says_what_to_pass(tmp_path: Path) -> None:
-    done = run_cli(tmp_path)
+    done = ingest_cli(tmp_path)
     assert done.returncode == 2
     assert "MEDIA_ASSETS_MANIFEST" in done.stderr and "Traceback" not in done.stderr
 
@@ -383,7 +375,7 @@ def test_command_line_lists_skipped_lines_and_warnings(tmp_path: Path) -> None:
     # Only bad lines (and a Latin-1 caveat), so nothing is fetched: the report is the point.
     lines = ['{"url": "https://s.example/Zürich x"}', f'{{"url": "http://u:{SECRET}@h.example/"}}']
     path = write(tmp_path, "m.jsonl", "\n".join(lines).encode("latin-1"))
-    done = run_cli(tmp_path, str(path))
+    done = ingest_cli(tmp_path, str(path))
     assert done.returncode == 0, done.stderr
     assert f"warning: {path} line 1: not UTF-8" in done.stdout
     assert f"skipped {path} line 1: URL" in done.stdout

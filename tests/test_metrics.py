@@ -10,7 +10,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from media_assets.metrics import serve_metrics
-from tests.conftest import needs_chromium, write_articles
+from tests.helpers import needs_chromium, write_articles
 
 pytestmark = needs_chromium
 

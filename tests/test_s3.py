@@ -11,8 +11,7 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
 from resources import object_store_from
-from tests.conftest import needs_chromium
-from tests.test_end_to_end import demo_manifest
+from tests.helpers import demo_manifest, needs_chromium
 
 
 def test_object_store_round_trip(s3_env: dict[str, str], tmp_path: Path) -> None:
