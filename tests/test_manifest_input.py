@@ -15,7 +15,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from media_assets import ingest as ingest_module
@@ -384,43 +383,21 @@ def test_command_line_lists_skipped_lines_and_warnings(tmp_path: Path) -> None:
 
 
 # --- the sensor reads the same way --------------------------------------------------------
+# (The sensor itself runs under the daemon in tests/test_daemon.py; here, what it reads and plans.)
 
 
-def evaluate_sensor(manifest: Path, env: dict[str, str], instance: dg.DagsterInstance) -> object:
-    from media_assets.definitions import build_definitions
-
-    defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
-    with dg.build_sensor_context(
-        instance=instance, definitions=defs, resources=defs.resources
-    ) as context:
-        return sensor_module.manifest_sensor(context)
-
-
-def test_sensor_adds_every_row_of_an_excel_csv(
-    tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
-) -> None:
+def test_sensor_plans_every_row_of_an_excel_csv(tmp_path: Path) -> None:
     text = f"url\r\n{GOOD[0]}\r\nhttp://u:{SECRET}@h.example/\r\n{GOOD[1]}\r\n"
     path = write(tmp_path, "excel.csv", codecs.BOM_UTF8 + text.encode())
-    result = evaluate_sensor(path, env, instance)
-    assert isinstance(result, dg.SensorResult)
-    added = [
-        key
-        for request in result.dynamic_partitions_requests or []
-        if isinstance(request, dg.AddDynamicPartitionsRequest)
-        for key in request.partition_keys
-    ]
+    plan = sensor_module.plan_ingest(read_manifest(path)[0], {}, batch_size=50)
+    added = [key for request in plan.partition_requests for key in request.partition_keys]
     assert added == [partition_key(u) for u in GOOD]
+    assert plan.bad_lines == 1 and "1 bad line skipped" in plan.summary()
 
 
-def test_sensor_never_takes_an_unreadable_manifest_for_an_empty_one(
-    tmp_path: Path, env: dict[str, str], instance: dg.DagsterInstance
-) -> None:
-    instance.add_dynamic_partitions("web_pages", [partition_key(GOOD[0])])
+def test_sensor_never_takes_an_unreadable_manifest_for_an_empty_one(tmp_path: Path) -> None:
+    # The sensor skips its tick with this message (and plans no removal) when reading fails.
     path = write(tmp_path, "m.csv", b"address\nhttps://x.example/\n")
-    try:
-        result = evaluate_sensor(path, env, instance)
-    except ManifestError as exc:  # the tick fails, naming the file
-        assert str(path) in str(exc)
-    else:  # or it skips, naming the file; either way nothing is removed
-        assert isinstance(result, dg.SkipReason) and str(path) in (result.skip_message or "")
-    assert instance.get_dynamic_partitions("web_pages") == [partition_key(GOOD[0])]
+    with pytest.raises(ManifestError, match="no 'url'") as refused:
+        read_manifest(path)
+    assert str(path) in str(refused.value)

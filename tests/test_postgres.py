@@ -12,10 +12,11 @@ import yaml
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
+from media_assets.manifest import read_manifest
 from partitions.keys import partition_key
-from tests.conftest import needs_chromium, write_articles
+from sensors.manifest import plan_ingest
+from tests.helpers import needs_chromium, write_articles
 from tests.postgres import LocalPostgres, postgres_bin
-from tests.test_sensor import tick
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 pytestmark = [
@@ -67,8 +68,12 @@ def test_sensor_and_batch_on_the_production_postgres_storage(
     manifest = tmp_path / "urls.jsonl"
     manifest.write_text("".join(f'{{"url": "{u}"}}\n' for u in [*urls, f"{site.base_url}/nope"]))
     defs = build_definitions({**env, "MEDIA_ASSETS_MANIFEST": str(manifest)})
-    result, _ = tick(defs, pg_instance, None)
-    assert len(result.run_requests) == 1
+    # The sensor's plan, applied as the daemon applies it (the sensor itself runs under the
+    # daemon in tests/test_daemon.py): partitions in PostgreSQL, one batched run.
+    plan = plan_ingest(read_manifest(manifest)[0], {}, batch_size=50)
+    assert len(plan.ingest_runs) == 1
+    for request in plan.partition_requests:
+        pg_instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     assert len(pg_instance.get_dynamic_partitions("web_pages")) == 5
 
     ingest(manifest, defs, pg_instance)
@@ -87,3 +92,5 @@ def test_sensor_and_batch_on_the_production_postgres_storage(
     )
     assert statuses is not None
     assert sum(1 for s in statuses.values() if str(s).endswith("MATERIALIZED")) == 4
+    # the 404 shows as failed, on PostgreSQL as on SQLite
+    assert str(statuses[partition_key(f"{site.base_url}/nope")]).endswith("FAILED")

@@ -23,8 +23,7 @@ from media_assets.manifest import parse_manifest, read_manifest
 from partitions.keys import partition_key
 from resources.storage import LocalObjectStore
 from sensors.manifest import ManifestCursor, plan_ingest
-from tests.conftest import needs_chromium
-from tests.test_end_to_end import demo_manifest
+from tests.helpers import demo_manifest, needs_chromium
 
 
 def manifest_of(urls: list[str]) -> str:

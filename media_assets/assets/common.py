@@ -2,8 +2,9 @@
 data versions from content hashes, and the schema check.
 
 Every artifact is a record with ``status`` (``ok`` or why not), ``source_url`` and, when not ok,
-``error``. A stage that gets a non-ok upstream record writes a ``skipped`` record naming it, so
-every asset materializes for every partition and the path a URL took stays visible.
+``error``. A URL that fails stops its chain at that stage: the step checkpoints the others and
+fails, so Dagster shows the URL failed. A stage run on its own over a URL whose upstream record
+is not ok writes a ``skipped`` record naming the stage that failed.
 """
 
 from __future__ import annotations
@@ -402,8 +403,8 @@ def _fail_batch(
     failed: dict[str, Record],
 ) -> None:
     # Permanent failures are checkpointed with the good records: a later run of the same input
-    # reuses them and fails fast. A transient one is not (it is worth computing again, and an
-    # earlier good artifact stays in place meanwhile).
+    # reuses them and fails fast. A transient one is not checkpointed here (it is worth
+    # computing again); rendered_page stores every render as it finishes, failures included.
     for key, record in records.items():
         if reusable(record, retry=False) and not checkpoints.artifacts.is_stored(key, record):
             checkpoints.save(key, record)
