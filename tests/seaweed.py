@@ -49,6 +49,10 @@ class SeaweedS3:
             # Small volumes, plenty of them: each bucket is a collection with volumes of its own.
             "-volume.max=100",
             "-master.volumeSizeLimitMB=64",
+            # Fixed default ports (Iceberg catalog 8181, Lance namespace 9101) would stop a second
+            # server (the fault test's, beside the session's) from starting: not needed here.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
         for role, (port, grpc) in self.ports.items():
             args += [f"-{role}.port={port}", f"-{role}.port.grpc={grpc}"]
