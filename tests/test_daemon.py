@@ -134,8 +134,12 @@ class DagsterDev:
         return runs if runs and all(r["status"] not in IN_FLIGHT for r in runs) else []
 
     def materialized(self, asset: str) -> set[str]:
+        return self.partitions(asset)["materializedPartitions"]
+
+    def partitions(self, asset: str) -> dict[str, set[str]]:
+        """The partitions page's view of ``asset``: materialized and failed partition keys."""
         node = self.gql(PARTITION_STATUSES, key={"path": [asset]})["assetNodeOrError"]
-        return set(node["assetPartitionStatuses"]["materializedPartitions"])
+        return {k: set(v) for k, v in node["assetPartitionStatuses"].items()}
 
     def diagnosis(self) -> str:
         """What a timeout message needs: the runs so far and the end of the server's log."""
@@ -315,6 +319,12 @@ def test_sensors_ingest_append_remove_and_retry_under_the_daemon(
             dagster,
         )
         assert len(retries) == 2 and {r["status"] for r in retries} == {"SUCCESS"}
+        # What the partitions page shows: the 404 Failed (not missing) on every stage of its
+        # chain, its neighbours materialized.
+        for asset in ("rendered_page", "web_index_rows"):
+            shown = dagster.partitions(asset)
+            assert partition_key(missing) in shown["failedPartitions"], (asset, shown)
+            assert set(keys[3:5]) <= shown["materializedPartitions"] - shown["failedPartitions"]
         watcher = dagster.sensor("batch_failure_sensor")
         assert any(
             t["status"] == "SUCCESS" and set(t["runIds"]) == {r["runId"] for r in retries}
