@@ -3,7 +3,8 @@
 A partition of a stage is stale when the stage's code version is not the one that made it, or an
 upstream partition's data version (its content hash, ``media_assets/assets/versions.py``)
 changed since it was made. ``media-assets ingest --stale`` runs those URLs again, and so does the
-``stale_partitions_sensor`` from the UI (Preview tick result, then "Launch all"), whose
+``stale_partitions_sensor`` from the UI (Preview tick result, then "Apply requests & commit tick
+result"), whose
 Materialize dialog offers missing and failed partitions but not stale ones. Running a URL again
 reruns its chain, where every stage whose input is unchanged reuses its artifact.
 """
@@ -128,7 +129,7 @@ def _suspects(
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests runs for the partitions the UI shows stale (a stage's code version "
     "changed, or an upstream artifact's content did), batched like ingestion. Stopped by "
-    "default: Preview tick result, then Launch all; or start it to keep every URL fresh.",
+    "default: Preview tick result, then Apply requests; or start it to keep every URL fresh.",
 )
 def stale_partitions_sensor(
     context: dg.SensorEvaluationContext, manifest: ManifestSource

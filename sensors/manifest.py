@@ -185,7 +185,8 @@ def manifest_sensor(
     following = cursor.next(digest)
     plan = plan_ingest(parsed, existing, manifest.batch_size, following.run_key_prefix)
     summary = plan.summary()
-    context.log.info(f"{len(parsed.entries)} entries: {summary}")
+    entries = len(parsed.entries)
+    context.log.info(f"{entries} {'entry' if entries == 1 else 'entries'}: {summary}")
     if not plan.run_requests:
         return dg.SensorResult(skip_reason=summary, cursor=following.serialize())
     return dg.SensorResult(

@@ -329,7 +329,9 @@ def batch_output(
     )
     failed = {key: r for key, r in records.items() if not is_ok(r)}
     if failed:
-        if check:  # reported before the step fails, so the violation shows on the Checks tab
+        # A violation is reported before the step fails, so it shows on the Checks tab; a pass
+        # is not: the step materializes nothing for it to be about.
+        if check and not check.passed:
             yield check
         _fail_batch(context, checkpoints, records, failed)
     reused = set(checkpoints.reused)
@@ -411,11 +413,17 @@ def _fail_batch(
     asset = context.asset_key.to_user_string()
     deadletters.record_failures(checkpoints.artifacts.store, asset, context.run.run_id, failed)
     examples = "; ".join(
-        f"{r.get('source_url')}: {r.get('error')}" for r in list(failed.values())[:3]
+        f"{r.get('source_url')}: [{r.get('error_class')}] {r.get('error')}"
+        for r in list(failed.values())[:3]
+    )
+    others = len(records) - len(failed)
+    after = (
+        f"the other {others} are checkpointed and run again without them"
+        if others
+        else "the dead letters (media-assets dead-letters) have the details"
     )
     raise dg.Failure(
-        description=f"{len(failed)} of {len(records)} URLs failed at {asset} ({examples}); "
-        "the others are checkpointed and run again without them",
+        description=f"{len(failed)} of {len(records)} URLs failed at {asset} ({examples}); {after}",
         metadata={
             "failed_partitions": dg.MetadataValue.json(sorted(failed)),
             "failed_urls": dg.MetadataValue.json(
