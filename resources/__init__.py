@@ -8,6 +8,8 @@
   (any S3-compatible server; AWS when unset); credentials from the usual ``AWS_*`` variables
 - ``MEDIA_ASSETS_INDEX_URI``: where the LanceDB index lives (default ``<data>/index``; an
   ``s3://bucket/prefix`` puts it on the same S3 endpoint)
+- the moments index (one row per second of video) is the ``moments`` table beside the chunks
+  there, or the ``Moments`` collection on the same Weaviate server
 - ``MEDIA_ASSETS_MANIFEST``: manifest the sensor watches (JSON Lines or CSV)
 - ``MEDIA_ASSETS_ALLOW_HOSTS``: comma-separated hosts/networks allowed despite being private
 - ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
@@ -45,6 +47,7 @@ from resources.embedder import Embedder, SentenceTransformerEmbedder
 from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import LanceDBIndex, VectorIndex
 from resources.io_manager import ArtifactIOManager
+from resources.moments_index import LanceDBMomentsIndex, MomentsIndex
 from resources.speech import (
     Diarizer,
     FasterWhisperSpeech,
@@ -96,6 +99,16 @@ def index_from(env: Mapping[str, str], data: Path) -> VectorIndex:
             options["endpoint"] = endpoint
             options["allow_http"] = str(endpoint.startswith("http://")).lower()
     return LanceDBIndex(uri=uri, storage_options=options)
+
+
+def moments_index_from(env: Mapping[str, str], data: Path) -> MomentsIndex:
+    """The moments index beside the chunk index: the same backend, in the same place."""
+    chunks = index_from(env, data)
+    if isinstance(chunks, LanceDBIndex):
+        return LanceDBMomentsIndex(uri=chunks.uri, storage_options=chunks.storage_options)
+    from resources.moments_index import WeaviateMomentsIndex
+
+    return WeaviateMomentsIndex(url=chunks.url, grpc_port=chunks.grpc_port)  # type: ignore[attr-defined]
 
 
 def _required(env: Mapping[str, str], name: str, what: str) -> str:
@@ -169,6 +182,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "embedder": embedder_from(env),
         "vector_index": index_from(env, data),
+        "moments_index": moments_index_from(env, data),
         "video_policy": VideoPolicy(
             always_download=env.get("MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD", "") == "true",
             key_frames_with_captions=env.get("MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS", "")
@@ -195,6 +209,7 @@ __all__ = [
     "FetchPolicy",
     "LanceDBIndex",
     "ManifestSource",
+    "MomentsIndex",
     "ObjectStore",
     "SpeechToText",
     "VectorIndex",

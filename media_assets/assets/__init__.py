@@ -1,3 +1,4 @@
+from media_assets.assets.moments import video_moments, video_moments_index
 from media_assets.assets.tail import build_index_tail
 from media_assets.assets.video import (
     captions,
@@ -33,6 +34,10 @@ video_assets = [
     video_segments,
     video_chunks,
     *build_index_tail("video", videos, chunks_asset="video_chunks"),
+    # Last: a video is done when its seconds are in the moments index too (ingest and status
+    # read the chain's last stage).
+    video_moments,
+    video_moments_index,
 ]
 
 ASSETS_BY_KIND = {"web": web_assets, "video": video_assets}

@@ -1,0 +1,352 @@
+"""Moment search: the stretches of video where everything a query asks holds in the same bucket —
+something said, something on screen, someone speaking — ranked, with their range and a ``#t=``
+link.
+
+How a query is answered:
+
+1. Candidates: the index's best buckets for each condition (words of the spoken sentence and
+   nearest sentence vectors for ``said``, character n-grams for ``on_screen``, names for
+   ``speaker``).
+2. Every candidate is scored on every condition here, the same way whatever the backend:
+   ``said`` by meaning and words (numbers as digits, light stems, near forms of misheard words)
+   over the sentence spoken in the bucket; ``on_screen`` by fuzzy alignment with each text read
+   there, worth less where the text may not yet (or no longer) be on screen; ``speaker`` by name.
+   A bucket matches when every condition given holds in it (intersection).
+3. Adjacent matching buckets form a run; a run is completed from the index where its edge
+   buckets still match, then cut to the buckets near its best one on the leading condition
+   (``said`` when given, else ``on_screen``, else ``speaker``), so two sentences side by side
+   that both mention a word do not blur into one moment unless both match about as well.
+4. A moment's range is where its leading condition's evidence lies (the spoken sentence, the
+   time the text was on screen, the speaker's turn), inside its buckets; its score is the mean
+   of its conditions' best scores.
+5. When no bucket holds ``said`` above its floor together with the other conditions, ``said``
+   only ranks the buckets where the others hold, and the moments say ``relaxed``.
+
+``entity`` is accepted but not applied yet: entities are extracted with issue 12, point 6 (the
+index already has the column, empty until then).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from media_assets.video.chunk import deep_link
+from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
+from resources.embedder import Embedder
+from resources.moments_index import Candidate, MomentsIndex
+
+# Weight of meaning against words for ``said``: a paraphrase shares few words, a recognition
+# error breaks a word but not the sentence's meaning.
+SAID_SEMANTIC_WEIGHT = 0.5
+# ``said`` holds in a bucket whose sentence scores at least this (MiniLM cosine of a short phrase
+# with an unrelated sentence of the same talk is ~0.1-0.3; a phrase found word for word scores
+# 0.5 + half its cosine).
+SAID_FLOOR = 0.3
+# ``on_screen`` holds where a text read there aligns with the query this well (rapidfuzz, 0..1):
+# one or two misread letters in a short phrase still pass.
+ON_SCREEN_FLOOR = 0.8
+# Within a run of matching buckets, a moment keeps the buckets whose leading score is at least this
+# share of the run's best.
+PEAK_SHARE = 0.8
+# What overlaps a moment by less than this is not shown as on screen or speaking in it.
+GLIMPSE_S = 0.5
+# Candidates each retrieval brings, and how many buckets a run is completed by per fetch.
+POOL = 300
+GROW = 30
+MAX_GROW = 1800  # half an hour of 1 s buckets on either side
+
+
+@dataclass(frozen=True)
+class MomentQuery:
+    said: str | None = None
+    on_screen: str | None = None
+    speaker: str | None = None
+    entity: str | None = None  # not applied until entities are extracted (issue 12, point 6)
+
+    @property
+    def conditions(self) -> list[str]:
+        """The conditions that are applied, leading one first."""
+        given = {"said": self.said, "on_screen": self.on_screen, "speaker": self.speaker}
+        return [name for name, value in given.items() if value and value.strip()]
+
+
+@dataclass(frozen=True)
+class Moment:
+    source_url: str
+    source_key: str
+    title: str | None
+    start_s: float
+    end_s: float
+    deep_link: str
+    score: float  # mean of the conditions' best scores in the moment, 0..1
+    said: str  # the sentences spoken in it
+    on_screen: list[str]
+    speakers: list[str]
+    first_bucket: int
+    last_bucket: int
+    scores: dict[str, float] = field(default_factory=dict)  # per condition
+    # True when nothing said cleared SAID_FLOOR where the other conditions hold, and this is the
+    # closest there is.
+    relaxed: bool = False
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Scored:
+    """A candidate bucket, scored on every condition of the query."""
+
+    row: dict[str, Any]
+    scores: dict[str, float]
+    holds: bool
+    extent: tuple[float, float] | None  # where the leading condition's evidence lies
+
+    @property
+    def bucket(self) -> int:
+        return int(self.row["bucket"])
+
+
+def _annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    nested = json.loads(row.get("annotations") or "{}")
+    return [a for by_model in nested.values() for a in by_model if a["type"] == kind]
+
+
+class _Scorer:
+    def __init__(self, query: MomentQuery, vector: np.ndarray | None, said_floor: float):
+        self.query = query
+        self.said_floor = said_floor
+        self.conditions = query.conditions
+        self.vector = None if vector is None else vector / (float(np.linalg.norm(vector)) or 1.0)
+        self.said_terms = terms(query.said or "")
+        self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
+
+    def said(self, row: dict[str, Any], vector: np.ndarray) -> tuple[float, bool, Any]:
+        if not row.get("context"):
+            return 0.0, False, None
+        lexical = term_coverage(self.said_terms, terms(row.get("said_terms") or ""))
+        norm = float(np.linalg.norm(vector))
+        cosine = (
+            float(np.dot(vector, self.vector)) / norm if norm and self.vector is not None else 0
+        )
+        # A convex combination: 0..1, rising with either (cosine clipped at 0).
+        score = SAID_SEMANTIC_WEIGHT * max(cosine, 0.0) + (1 - SAID_SEMANTIC_WEIGHT) * lexical
+        extent = (row.get("context_start_s"), row.get("context_end_s"))
+        return score, score >= self.said_floor, extent if None not in extent else None
+
+    def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+        best, holds, extent = 0.0, False, None
+        for shown in _annotations(row, "on_screen"):
+            text = shown["text"]
+            if text not in self._shown:
+                self._shown[text] = on_screen_similarity(self.query.on_screen or "", text)
+            similarity = self._shown[text]
+            holds = holds or similarity >= ON_SCREEN_FLOOR
+            weighted = similarity * (shown.get("confidence") or 1.0)
+            if weighted > best:
+                best, extent = weighted, (shown["start_s"], shown["end_s"])
+        return best, holds, extent
+
+    def speaker(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+        wanted = set((self.query.speaker or "").lower().split())
+
+        def named(name: str) -> bool:  # "Mira" finds "Mira Okonkwo"
+            return bool(wanted) and wanted <= set(name.lower().split())
+
+        turns = [t for t in _annotations(row, "speaker") if named(t["text"])]
+        if not turns:
+            return 0.0, False, None
+        return 1.0, True, (min(t["start_s"] for t in turns), max(t["end_s"] for t in turns))
+
+    def score(self, match: Candidate) -> _Scored:
+        scores, holds, extent = {}, True, None
+        for i, condition in enumerate(self.conditions):
+            if condition == "said":
+                score, ok, where = self.said(match.row, match.vector)
+            elif condition == "on_screen":
+                score, ok, where = self.on_screen(match.row)
+            else:
+                score, ok, where = self.speaker(match.row)
+            scores[condition] = score
+            holds = holds and ok
+            if i == 0:
+                extent = where
+        return _Scored(match.row, scores, holds, extent)
+
+
+def _runs(scored: Iterable[_Scored]) -> list[list[_Scored]]:
+    """Matching buckets grouped into runs of adjacent buckets of one video."""
+    by_source: dict[str, list[_Scored]] = defaultdict(list)
+    for s in scored:
+        if s.holds:
+            by_source[s.row["source_key"]].append(s)
+    runs: list[list[_Scored]] = []
+    for buckets in by_source.values():
+        buckets.sort(key=lambda s: s.bucket)
+        for s in buckets:
+            previous = runs[-1][-1] if runs else None
+            if (
+                previous is not None
+                and previous.row["source_key"] == s.row["source_key"]
+                and previous.bucket == s.bucket - 1
+            ):
+                runs[-1].append(s)
+            else:
+                runs.append([s])
+    return runs
+
+
+def _peak(run: Sequence[_Scored], lead: str) -> float:
+    return max(s.scores[lead] for s in run)
+
+
+def _complete(
+    run: list[_Scored], index: MomentsIndex, scorer: _Scorer, known: dict[tuple[str, int], _Scored]
+) -> list[_Scored]:
+    """The run extended over neighbouring buckets that match too, fetched from the index where
+    the candidates did not bring them (a long sentence or slide, a large index)."""
+    source = run[0].row["source_key"]
+
+    def fetch(first: int, last: int) -> None:
+        for found in index.window(source, max(first, 0), last):
+            if found.key not in known:
+                known[found.key] = scorer.score(found)
+
+    for step in (-1, 1):
+        edge = run[0].bucket if step < 0 else run[-1].bucket
+        for _ in range(MAX_GROW):
+            nxt = edge + step
+            if nxt < 0:
+                break
+            if (source, nxt) not in known and step < 0:
+                fetch(nxt - GROW + 1, nxt)
+            elif (source, nxt) not in known:
+                fetch(nxt, nxt + GROW - 1)
+            found = known.get((source, nxt))
+            if found is None or not found.holds:
+                break
+            edge = nxt
+        lo, hi = (edge, run[-1].bucket) if step < 0 else (run[0].bucket, edge)
+        run = [known[(source, b)] for b in range(lo, hi + 1)]
+    return run
+
+
+def _moments(run: list[_Scored], lead: str, conditions: Sequence[str]) -> list[Moment]:
+    """The moments of one completed run: its buckets near its best on the leading condition."""
+    cut = PEAK_SHARE * _peak(run, lead)
+    pieces: list[list[_Scored]] = []
+    for s in run:
+        if s.scores[lead] < cut:
+            continue
+        if pieces and pieces[-1][-1].bucket == s.bucket - 1:
+            pieces[-1].append(s)
+        else:
+            pieces.append([s])
+    return [_moment(piece, conditions) for piece in pieces]
+
+
+def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> list[str]:
+    """What the buckets' annotations of ``kind`` say within ``[start, end]``, first seen first:
+    the texts surely on screen then (those that only may be, when none is), the speakers."""
+    # A blip at an edge (a slide's estimated change, a diarizer's 0.3 s turn) is not "during".
+    least = min(GLIMPSE_S, (end - start) / 2)
+    found = [
+        a
+        for s in piece
+        for a in _annotations(s.row, kind)
+        if min(a["end_s"], end) - max(a["start_s"], start) >= least
+    ]
+    sure = [a for a in found if (a.get("confidence") or 1.0) >= 1.0] if kind == "on_screen" else []
+    return list(dict.fromkeys(a["text"] for a in sure or found))
+
+
+def _moment(piece: list[_Scored], conditions: Sequence[str]) -> Moment:
+    first, last = piece[0].row, piece[-1].row
+    lo, hi = float(first["start_s"]), float(last["end_s"])
+    extents = [s.extent for s in piece if s.extent]
+    # The evidence's time, inside the buckets that matched.
+    start = max(lo, min(float(a) for a, _ in extents)) if extents else lo
+    end = min(hi, max(float(b) for _, b in extents)) if extents else hi
+    if end <= start:
+        start, end = lo, hi
+    best = {c: max(s.scores[c] for s in piece) for c in conditions}
+    return Moment(
+        source_url=first["source_url"],
+        source_key=first["source_key"],
+        title=first.get("title"),
+        start_s=round(start, 3),
+        end_s=round(end, 3),
+        deep_link=deep_link(first["source_url"], start, first.get("extractor")),
+        score=round(sum(best.values()) / len(best), 4),
+        said=" ".join(dict.fromkeys(s.row["context"] for s in piece if s.row.get("context"))),
+        on_screen=_during(piece, "on_screen", start, end),
+        speakers=_during(piece, "speaker", start, end),
+        first_bucket=int(first["bucket"]),
+        last_bucket=int(last["bucket"]),
+        scores={c: round(v, 4) for c, v in best.items()},
+    )
+
+
+def find_moments(
+    query: MomentQuery, index: MomentsIndex, embedder: Embedder, *, k: int = 5
+) -> list[Moment]:
+    """The ``k`` best moments where every condition of ``query`` holds at once, best first."""
+    conditions = query.conditions
+    if not conditions:
+        raise ValueError(
+            "a moment query needs --said, --on-screen or --speaker (entities are not "
+            "extracted yet: issue 12, point 6)"
+        )
+    vector = embedder.embed_query(query.said) if query.said else None
+    candidates: list[Candidate] = []
+    if query.said:
+        candidates += index.text_matches("said", normalize(query.said), limit=POOL)
+        candidates += index.vector_matches(vector, limit=POOL)
+    if query.on_screen:
+        candidates += index.text_matches("on_screen", normalize(query.on_screen), limit=POOL)
+    if query.speaker:
+        candidates += index.text_matches("speaker", query.speaker, limit=POOL)
+    lead = conditions[0]
+    for said_floor in (SAID_FLOOR, 0.0):
+        # When nothing said clears the floor where the other conditions hold (a phrase the
+        # recogniser mangled, a loose paraphrase), the closest sentences there are the answer.
+        scorer = _Scorer(query, vector, said_floor)
+        known: dict[tuple[str, int], _Scored] = {}
+        for match in candidates:
+            if match.key not in known:
+                known[match.key] = scorer.score(match)
+        runs = _runs(known.values())
+        if runs or not query.said:
+            break
+    # The most promising runs are completed and cut into moments; enough of them for ``k``.
+    runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
+    found = [
+        replace(m, relaxed=said_floor < SAID_FLOOR)
+        for run in runs
+        for m in _moments(_complete(run, index, scorer, known), lead, conditions)
+    ]
+    unique = {(m.source_key, m.first_bucket): m for m in found}  # completed runs may meet
+    # Equal scores (a speaker's turns): the longer moment first.
+    ranked = sorted(
+        unique.values(), key=lambda m: (-m.score, m.start_s - m.end_s, m.source_key, m.start_s)
+    )
+    return ranked[:k]
+
+
+def format_moment(rank: int, moment: Moment) -> str:
+    where = f"{moment.start_s:.1f}s-{moment.end_s:.1f}s"
+    if moment.speakers:
+        where += f" · {', '.join(moment.speakers)}"
+    lines = [f"{rank}. [{moment.score:.3f}] {moment.title or moment.source_url} — {where}"]
+    if moment.said:
+        lines.append(f"   said: {moment.said[:200]}")
+    if moment.on_screen:
+        lines.append(f"   on screen: {' | '.join(moment.on_screen)[:200]}")
+    lines.append(f"   {moment.deep_link}")
+    return "\n".join(lines)

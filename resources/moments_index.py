@@ -1,0 +1,470 @@
+"""The moments index: one row per (source_key, bucket) of every video, upserted by that composite
+key, beside the chunk index (the same LanceDB folder or Weaviate server, a table of its own).
+
+A backend supplies storage and three ways to find candidate rows — words of the sentence spoken
+(``said``), character n-grams of the text on screen (``on_screen``, which survives OCR's misread
+letters), speaker names — plus nearest vectors of the spoken sentence and a window of one video's
+buckets. Deciding which buckets hold a query's conditions, and how they merge into moments, is
+the same for every backend (``media_assets/moments.py``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import dagster as dg
+import numpy as np
+from pydantic import Field, PrivateAttr
+
+from resources.index import IndexWrite, _check_keys, _connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+TextField = Literal["said", "on_screen", "speaker"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A bucket a search found: its row, its sentence's vector, and the engine's score (BM25, or
+    cosine similarity; 0 for a bucket fetched by position)."""
+
+    row: dict[str, Any]
+    vector: np.ndarray
+    score: float
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.row["source_key"], int(self.row["bucket"])
+
+
+# The column each kind of text query searches.
+TEXT_COLUMNS: dict[TextField, str] = {
+    "said": "said_terms",
+    "on_screen": "on_screen_terms",
+    "speaker": "speaker_names",
+}
+# Arrow's type names, as in resources/index.py; the row is media_assets/video/moments.MomentRow
+# plus the embedding model.
+MOMENT_FIELDS: list[tuple[str, str]] = [
+    ("source_key", "string"),
+    ("bucket", "int64"),
+    ("source_url", "string"),
+    ("title", "string"),
+    ("extractor", "string"),
+    ("deep_link", "string"),
+    ("start_s", "double"),
+    ("end_s", "double"),
+    ("said", "string"),
+    ("context", "string"),
+    ("context_start_s", "double"),
+    ("context_end_s", "double"),
+    ("said_terms", "string"),
+    ("on_screen", "string"),
+    ("on_screen_terms", "string"),
+    ("speakers", "list<string>"),
+    ("speaker_names", "string"),
+    ("scene", "int64"),
+    ("chapter", "string"),
+    ("entities", "list<string>"),
+    ("models", "list<string>"),
+    ("annotations", "string"),
+    ("embedding_model", "string"),
+]
+# Text on screen is matched by character trigrams: "Stlr more" still shares most of "Stir
+# more"'s. Speaker names are matched as whole words, neither stemmed nor dropped as stop words.
+FTS_BY_COLUMN: dict[str, dict[str, Any]] = {
+    # Spoken sentences: English stemming and stop words, accents folded.
+    "said_terms": {
+        "base_tokenizer": "simple",
+        "language": "English",
+        "lower_case": True,
+        "stem": True,
+        "remove_stop_words": True,
+        "ascii_folding": True,
+    },
+    "on_screen_terms": {
+        "base_tokenizer": "ngram",
+        "ngram_min_length": 3,
+        "ngram_max_length": 3,
+        "lower_case": True,
+        "stem": False,
+        "remove_stop_words": False,
+        "ascii_folding": True,
+    },
+    "speaker_names": {
+        "base_tokenizer": "simple",
+        "lower_case": True,
+        "stem": False,
+        "remove_stop_words": False,
+        "ascii_folding": True,
+    },
+}
+
+
+class MomentsIndex(dg.ConfigurableResource, ABC):
+    """Buckets of videos, keyed by (source_key, bucket), each with the vector of its sentence."""
+
+    kind: ClassVar[str] = "python"
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the rows live: a stage that wrote them elsewhere must write them again."""
+
+    @abstractmethod
+    def replace_source(
+        self, source_key: str, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray
+    ) -> IndexWrite:
+        """Upsert ``rows`` (every bucket of ``source_key``, from 0) by (source_key, bucket) and
+        delete the source's buckets they no longer have (a shorter video), in one step."""
+
+    @abstractmethod
+    def delete_sources(self, source_keys: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
+        """Best rows for ``text`` in the ``field``'s column, by the engine's BM25."""
+
+    @abstractmethod
+    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
+        """Nearest rows by cosine similarity of their sentence's vector (the score)."""
+
+    @abstractmethod
+    def window(self, source_key: str, first: int, last: int) -> list[Candidate]:
+        """Buckets ``first``..``last`` of one video, with their vectors (score 0)."""
+
+    @abstractmethod
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        """Stored rows without vectors, for status and checks."""
+
+
+def _types() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "double": pa.float64(),
+        "list<string>": pa.list_(pa.string()),
+    }
+
+
+class LanceDBMomentsIndex(MomentsIndex):
+    """The ``moments`` table in the chunk index's LanceDB folder (or ``s3://`` prefix)."""
+
+    kind: ClassVar[str] = "lancedb"
+    uri: str = "data/index"
+    table_name: str = "moments"
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        return f"{self.uri}#{self.table_name}"
+
+    def _table(self, dimension: int | None = None) -> Any:
+        import pyarrow as pa
+
+        db = _connect(self.uri, tuple(sorted(self.storage_options.items())))
+        if self.table_name in db.table_names():
+            return db.open_table(self.table_name)
+        if dimension is None:
+            return None
+        types = _types()
+        schema = pa.schema(
+            [pa.field(n, types[t]) for n, t in MOMENT_FIELDS]
+            + [pa.field("vector", pa.list_(pa.float32(), dimension))]
+        )
+        return db.create_table(self.table_name, schema=schema, exist_ok=True)
+
+    def _update_indices(self, table: Any) -> None:
+        """Build the text indices at the first write; later writes add their rows to them."""
+        indexed = {tuple(getattr(i, "columns", ())) for i in table.list_indices()}
+        if all((column,) in indexed for column in FTS_BY_COLUMN):
+            table.optimize()
+            return
+        from lancedb.index import FTS
+
+        for column, options in FTS_BY_COLUMN.items():
+            table.create_index(column, config=FTS(**options), replace=True)
+        # Upserts, deletes and windows all select one video's rows.
+        table.create_scalar_index("source_key", replace=True)
+
+    def replace_source(
+        self, source_key: str, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray
+    ) -> IndexWrite:
+        import pyarrow as pa
+
+        where = f"source_key = {_check_keys([source_key])}"
+        table = self._table(vectors.shape[1] if len(rows) else None)
+        if table is None:
+            return IndexWrite(0, 0)
+        if not rows:
+            before = table.count_rows(where)
+            table.delete(where)
+            return IndexWrite(0, before)
+        stored = int(table.schema.field("vector").type.list_size)
+        if stored != vectors.shape[1]:
+            raise ValueError(
+                f"the moments index holds {stored}-dimensional vectors, these are "
+                f"{vectors.shape[1]}: point MEDIA_ASSETS_INDEX_URI at a new index, or switch back "
+                "to the model that built this one"
+            )
+        columns = {name: [row.get(name) for row in rows] for name, _ in MOMENT_FIELDS}
+        columns["vector"] = list(np.asarray(vectors, dtype=np.float32))
+        result = (
+            table.merge_insert(["source_key", "bucket"])
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(where)
+            .execute(pa.Table.from_pydict(columns, schema=table.schema))
+        )
+        self._update_indices(table)
+        return IndexWrite(len(rows), int(getattr(result, "num_deleted_rows", 0) or 0))
+
+    def delete_sources(self, source_keys: Sequence[str]) -> int:
+        if not source_keys:
+            return 0
+        where = f"source_key IN ({_check_keys(list(source_keys))})"
+        table = self._table()
+        if table is None:
+            return 0
+        count = table.count_rows(where)
+        table.delete(where)
+        return count
+
+    @staticmethod
+    def _matches(found: list[dict[str, Any]], score: str | None) -> list[Candidate]:
+        matches = []
+        for row in found:
+            value = float(row.pop(score)) if score else 0.0
+            vector = np.asarray(row.pop("vector"), dtype=np.float32)
+            fields = {k: v for k, v in row.items() if not k.startswith("_")}
+            matches.append(Candidate(fields, vector, value))
+        return matches
+
+    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
+        table = self._table()
+        if table is None or not text.strip():
+            return []
+        query = table.search(text, query_type="fts", fts_columns=TEXT_COLUMNS[field])
+        return self._matches(query.limit(limit).to_list(), "_score")
+
+    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
+        table = self._table()
+        if table is None:
+            return []
+        query = table.search(np.asarray(vector, dtype=np.float32), query_type="vector")
+        matches = self._matches(query.distance_type("cosine").limit(limit).to_list(), "_distance")
+        # LanceDB's cosine distance is 1 - cosine similarity.
+        return [Candidate(m.row, m.vector, 1.0 - m.score) for m in matches]
+
+    def window(self, source_key: str, first: int, last: int) -> list[Candidate]:
+        table = self._table()
+        if table is None or last < first:
+            return []
+        where = (
+            f"source_key = {_check_keys([source_key])} "
+            f"AND bucket >= {int(first)} AND bucket <= {int(last)}"
+        )
+        return self._matches(table.search().where(where).limit(last - first + 1).to_list(), None)
+
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        table = self._table()
+        if table is None:
+            return []
+        count = table.count_rows()
+        if count == 0:
+            return []
+        query = table.search().limit(count)
+        if source_key is not None:
+            query = query.where(f"source_key = {_check_keys([source_key])}")
+        return [{k: v for k, v in r.items() if k != "vector"} for r in query.to_list()]
+
+
+class WeaviateMomentsIndex(MomentsIndex):
+    """A Weaviate collection of buckets beside the chunks' (same server), object UUIDs from
+    ``source_key/bucket`` so writing a bucket again is an upsert.
+
+    Weaviate's BM25 neither stems ``said_terms`` nor ranks quite as LanceDB does; candidates are
+    scored again by the query code either way. ``on_screen_terms`` uses its trigram tokenizer.
+    """
+
+    kind: ClassVar[str] = "weaviate"
+    url: str
+    grpc_port: int = 50051
+    collection: str = "Moments"
+    batch_size: int = 200
+    _client: Any = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> str:
+        return f"{self.url}#{self.collection}"
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from resources.weaviate_index import WeaviateIndex
+
+            # The chunk index's connection settings (URL, gRPC port, WEAVIATE_API_KEY).
+            self._client = WeaviateIndex(url=self.url, grpc_port=self.grpc_port)._connect()
+        return self._client
+
+    def _collection(self, create: bool = False) -> Any:
+        from weaviate.classes.config import Configure, DataType, Property, Tokenization
+
+        client = self._connect()
+        if not client.collections.exists(self.collection):
+            if not create:
+                return None
+            types = {
+                "string": DataType.TEXT,
+                "int64": DataType.INT,
+                "double": DataType.NUMBER,
+                "list<string>": DataType.TEXT_ARRAY,
+            }
+            tokenization = {
+                "said_terms": Tokenization.WORD,
+                "on_screen_terms": Tokenization.TRIGRAM,
+                "speaker_names": Tokenization.LOWERCASE,
+            }
+            client.collections.create(
+                self.collection,
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(
+                        name=name,
+                        data_type=types[kind],
+                        # keys, links and annotations are matched exactly or not at all
+                        tokenization=tokenization.get(name, Tokenization.FIELD)
+                        if kind in ("string", "list<string>")
+                        else None,
+                        index_searchable=(name in tokenization)
+                        if kind in ("string", "list<string>")
+                        else None,
+                    )
+                    for name, kind in MOMENT_FIELDS
+                ],
+            )
+        return client.collections.get(self.collection)
+
+    @staticmethod
+    def _uuid(source_key: str, bucket: int) -> str:
+        from weaviate.util import generate_uuid5
+
+        return str(generate_uuid5(f"{source_key}/{bucket}"))
+
+    def replace_source(
+        self, source_key: str, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray
+    ) -> IndexWrite:
+        from weaviate.classes.query import Filter
+
+        _check_keys([source_key])
+        collection = self._collection(create=bool(rows))
+        if collection is None:
+            return IndexWrite(0, 0)
+        with collection.batch.fixed_size(batch_size=self.batch_size) as batch:
+            for row, vector in zip(rows, vectors, strict=True):
+                batch.add_object(
+                    properties={name: row.get(name) for name, _ in MOMENT_FIELDS},
+                    uuid=self._uuid(source_key, int(row["bucket"])),
+                    vector=np.asarray(vector, dtype=np.float32).tolist(),
+                )
+        if failed := collection.batch.failed_objects:
+            raise RuntimeError(
+                f"Weaviate rejected {len(failed)} of {len(rows)} buckets; "
+                f"first: {failed[0].message}"
+            )
+        # Rows hold every bucket from 0: the stale ones are those past the new last bucket.
+        stale = Filter.by_property("source_key").equal(source_key)
+        if rows:
+            stale = stale & Filter.by_property("bucket").greater_than(
+                max(int(r["bucket"]) for r in rows)
+            )
+        deleted = collection.data.delete_many(where=stale)
+        return IndexWrite(len(rows), int(deleted.successful))
+
+    def delete_sources(self, source_keys: Sequence[str]) -> int:
+        from weaviate.classes.query import Filter
+
+        _check_keys(list(source_keys))
+        collection = self._collection() if source_keys else None
+        if collection is None:
+            return 0
+        result = collection.data.delete_many(
+            where=Filter.by_property("source_key").contains_any(list(source_keys))
+        )
+        return int(result.successful)
+
+    @staticmethod
+    def _matches(found: Any, score: Any) -> list[Candidate]:
+        matches = []
+        for obj in found.objects:
+            vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+            matches.append(
+                Candidate(dict(obj.properties), np.asarray(vector, dtype=np.float32), score(obj))
+            )
+        return matches
+
+    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
+        from weaviate.classes.query import MetadataQuery
+
+        collection = self._collection()
+        if collection is None or not text.strip():
+            return []
+        found = collection.query.bm25(
+            query=text,
+            query_properties=[TEXT_COLUMNS[field]],
+            limit=limit,
+            include_vector=True,
+            return_metadata=MetadataQuery(score=True),
+        )
+        return self._matches(found, lambda obj: float(obj.metadata.score or 0.0))
+
+    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
+        from weaviate.classes.query import MetadataQuery
+
+        collection = self._collection()
+        if collection is None:
+            return []
+        found = collection.query.near_vector(
+            near_vector=np.asarray(vector).tolist(),
+            limit=limit,
+            include_vector=True,
+            return_metadata=MetadataQuery(distance=True),
+        )
+        # Weaviate's default distance, cosine: 1 - cosine similarity.
+        return self._matches(found, lambda obj: 1.0 - float(obj.metadata.distance or 0.0))
+
+    def window(self, source_key: str, first: int, last: int) -> list[Candidate]:
+        from weaviate.classes.query import Filter
+
+        _check_keys([source_key])
+        collection = self._collection()
+        if collection is None or last < first:
+            return []
+        found = collection.query.fetch_objects(
+            filters=Filter.by_property("source_key").equal(source_key)
+            & Filter.by_property("bucket").greater_or_equal(int(first))
+            & Filter.by_property("bucket").less_or_equal(int(last)),
+            limit=last - first + 1,
+            include_vector=True,
+        )
+        return self._matches(found, lambda obj: 0.0)
+
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        collection = self._collection()
+        if collection is None:
+            return []
+        return [
+            dict(o.properties)
+            for o in collection.iterator()
+            if source_key is None or o.properties["source_key"] == source_key
+        ]
+
+    def teardown_after_execution(self, context: Any) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
