@@ -14,20 +14,22 @@ from media_assets.assets import ASSETS_BY_KIND
 from partitions import PARTITIONS_BY_KIND
 from resources.index import VectorIndex
 from resources.io_manager import ArtifactStore
+from resources.moments_index import MomentsIndex
 from resources.storage import ObjectStore
 
 
 def remove_sources(
     store: ObjectStore,
-    index: VectorIndex,
+    indexes: Sequence[VectorIndex | MomentsIndex],
     keys: Sequence[str],
     assets: Sequence[dg.AssetsDefinition],
 ) -> None:
-    """Delete the sources' index rows, artifacts, dead letters and registry entries, so that a
-    URL added back later is ingested afresh."""
+    """Delete the sources' rows in every index (chunks, moments), artifacts, dead letters and
+    registry entries, so that a URL added back later is ingested afresh."""
     if not keys:
         return
-    index.delete_sources(keys)
+    for index in indexes:
+        index.delete_sources(keys)
     for assets_def in assets:
         for asset_key in assets_def.keys:
             artifacts = ArtifactStore(store, asset_key, assets_def.metadata_by_key[asset_key])
@@ -54,6 +56,7 @@ def forget_sources(
     config: RemoveSourcesConfig,
     object_store: ObjectStore,
     vector_index: VectorIndex,
+    moments_index: MomentsIndex,
 ) -> None:
     """Remove each source's index rows, artifacts, dead letters, registry entry and partition."""
     for kind, keys in config.keys.items():
@@ -62,7 +65,8 @@ def forget_sources(
                 context.log.info(f"removing {kind} {key}: {registry.lookup(object_store, key).url}")
             except registry.UnknownPartitionError:
                 context.log.info(f"removing {kind} {key} (no registered URL)")
-        remove_sources(object_store, vector_index, keys, ASSETS_BY_KIND[kind])
+        indexes = [vector_index, moments_index] if kind == "video" else [vector_index]
+        remove_sources(object_store, indexes, keys, ASSETS_BY_KIND[kind])
         # Last, so that a removal that failed half-way leaves the partition to show it and to
         # be planned again.
         partitions_def = PARTITIONS_BY_KIND[kind]

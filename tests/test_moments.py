@@ -364,6 +364,23 @@ def test_rows_are_upserted_by_source_and_bucket_never_duplicated(index, embedder
     assert index.delete_sources([KEY]) == 20 and index.rows(KEY) == []
 
 
+def test_a_removal_run_deletes_the_sources_moments_too(
+    env: dict[str, str], instance: dg.DagsterInstance, embedder: SentenceTransformerEmbedder
+) -> None:
+    from media_assets.definitions import build_definitions
+    from media_assets.removal import removal_run_config
+
+    defs = build_definitions(env)
+    moments_index = defs.resources["moments_index"]
+    put(moments_index, embedder, talk())
+    put(moments_index, embedder, talk(OTHER))
+    result = defs.resolve_job_def("remove_sources").execute_in_process(
+        instance=instance, run_config=removal_run_config({"video": [KEY]})
+    )
+    assert result.success
+    assert moments_index.rows(KEY) == [] and len(moments_index.rows(OTHER)) == 60
+
+
 def test_an_index_row_holds_what_the_bucket_holds(index, embedder) -> None:
     put(index, embedder, talk())
     (row,) = [r for r in index.rows(KEY) if int(r["bucket"]) == 31]
