@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 PIPELINE_VERSION = "0.1.0"
@@ -24,6 +25,7 @@ class Chunk:
     kind: Literal["web", "video"]
     text: str
     deep_link: str
+    # Hash of what the embedder reads (``embedding_text``): a vector is reused while it is equal.
     content_sha256: str
     title: str | None = None
     section: str | None = None  # heading path, "A > B"
@@ -35,6 +37,15 @@ class Chunk:
 
     def record(self) -> dict[str, object]:
         return asdict(self)
+
+
+def embedding_text(chunk: Mapping[str, Any]) -> str:
+    """What the embedder reads for a chunk record: its title and heading path (or chapter) on a
+    line before its text. A passage seldom names what it is about ("the law", "he"); with them,
+    its vector carries the page's subject too (bench/retrieval_eval.py, dev queries: MRR@10 of
+    vector search 0.813 -> 0.832, of hybrid search 0.872 -> 0.889)."""
+    context = SECTION_SEPARATOR.join(p for p in (chunk.get("title"), chunk.get("section")) if p)
+    return f"{context}\n\n{chunk['text']}" if context else str(chunk["text"])
 
 
 def assign_chunk_ids(anchors: list[str]) -> list[str]:

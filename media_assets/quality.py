@@ -1,11 +1,11 @@
-"""Quality scores used by the benchmarks: shingle F1 for extracted text (as in the
-article-extraction benchmark)."""
+"""Quality scores used by the benchmarks and quality tests: shingle F1 for extracted text (as in
+the article-extraction benchmark), and passage hits for search results."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 TOKEN = re.compile(r"\w+")
@@ -45,3 +45,56 @@ def shingle_f1(pairs: Iterable[tuple[str, str]]) -> PRF:
     if not scores:
         return PRF(0.0, 0.0)
     return PRF(sum(p for p, _ in scores) / len(scores), sum(r for _, r in scores) / len(scores))
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """Per-query hit rates averaged over queries, as in ../shared/eval/SOURCES.md."""
+
+    queries: int
+    page_hit5: float
+    passage_hit1: float
+    passage_hit5: float
+    mrr10: float
+
+
+def holds_passage(text: str, answer: str, coverage: float = 0.8, run: int = 6) -> bool:
+    """Whether ``text`` holds the answer passage: at least ``coverage`` of its words, and ``run``
+    of them in order (the whole answer when it is shorter), compared lower-cased."""
+    words = [w.lower() for w in TOKEN.findall(answer)]
+    if not words:
+        return False
+    tokens = [t.lower() for t in TOKEN.findall(text)]
+    present = set(tokens)
+    if sum(w in present for w in words) < coverage * len(words):
+        return False
+    n = min(run, len(words))
+    runs = {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+    return any(tuple(words[i : i + n]) in runs for i in range(len(words) - n + 1))
+
+
+def retrieval_scores(
+    rankings: Iterable[tuple[Sequence[tuple[str, str]], str, str]],
+) -> RetrievalScores:
+    """Scores of ranked results, one ``(results, page, answer)`` per query; ``results`` are
+    ``(page, chunk text)`` best first. A passage hit is a result from ``page`` holding
+    ``answer``; MRR@10 counts the first such hit in the top 10."""
+    page5 = hit1 = hit5 = rr = 0.0
+    count = 0
+    for results, page, answer in rankings:
+        count += 1
+        page5 += any(p == page for p, _ in results[:5])
+        rank = next(
+            (
+                i
+                for i, (p, text) in enumerate(results[:10], start=1)
+                if p == page and holds_passage(text, answer)
+            ),
+            None,
+        )
+        if rank is not None:
+            hit1 += rank == 1
+            hit5 += rank <= 5
+            rr += 1.0 / rank
+    n = max(count, 1)
+    return RetrievalScores(count, page5 / n, hit1 / n, hit5 / n, rr / n)

@@ -12,10 +12,12 @@ SNIPPET_CHARS = 240
 
 @dataclass(frozen=True)
 class SearchResult:
+    # Relevance between 0 and 1, comparable across queries (resources/index.py says how).
     score: float
     title: str | None
     section: str | None
     snippet: str
+    text: str  # the whole chunk
     deep_link: str
     source_url: str
     kind: str
@@ -39,7 +41,10 @@ def search(
     k: int = 5,
     kind: str | None = None,
     mode: SearchMode = "hybrid",
+    min_score: float = 0.0,
 ) -> list[SearchResult]:
+    """The ``k`` most relevant chunks for ``query``, best first, leaving out those whose
+    relevance is below ``min_score``."""
     vector = embedder.embed_query(query) if mode != "text" else None
     return [
         SearchResult(
@@ -47,6 +52,7 @@ def search(
             title=hit.row.get("title"),
             section=hit.row.get("section"),
             snippet=_snippet(hit.row.get("text") or ""),
+            text=hit.row.get("text") or "",
             deep_link=hit.row["deep_link"],
             source_url=hit.row["source_url"],
             kind=hit.row["kind"],
@@ -57,6 +63,7 @@ def search(
             speakers=tuple(hit.row.get("speakers") or ()),
         )
         for hit in index.search(query, vector, k=k, kind=kind, mode=mode)
+        if hit.score >= min_score
     ]
 
 

@@ -1,8 +1,14 @@
-"""The searchable index behind one interface: LanceDB on local disk (or S3) by default; a Weaviate
-backend implements the same contract later."""
+"""The searchable index behind one interface: LanceDB on local disk (or S3) by default, Weaviate in
+production.
+
+Every backend ranks the same way and reports the same relevance, a number between 0 and 1 that
+means the same for any query (``VectorIndex.search``): a backend supplies only its two kinds of
+match, BM25 over the chunk text and nearest vectors, and the fusion here does the rest.
+"""
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from partitions.keys import KEY_PATTERN
 
@@ -46,8 +52,55 @@ class IndexWrite:
 
 @dataclass(frozen=True)
 class SearchHit:
-    score: float
+    score: float  # relevance between 0 and 1, comparable across queries
     row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A row one half of a search found: BM25 score, or cosine similarity, and its vector."""
+
+    row: dict[str, Any]
+    vector: np.ndarray
+    score: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.row["source_key"], self.row["chunk_id"]
+
+
+# Weight of meaning against words in a hybrid relevance. Measured on the dev queries
+# (bench/retrieval_eval.py), 0.6-0.8 rank alike; 0.7 is the middle of that plateau.
+SEMANTIC_WEIGHT = 0.7
+# Candidates each half of a hybrid query brings: a chunk that only one half finds still gets the
+# other half's evidence (its cosine is computed from its vector; outside the BM25 pool its words
+# count as no match, a share below that of the pool's last chunk).
+HYBRID_POOL = 20
+TERM = re.compile(r"\w+")
+TERM_CACHE_SIZE = 100_000
+
+
+def semantic_relevance(cosine: float) -> float:
+    """Cosine similarity, clipped to 0..1: an absolute measure, the same for every query."""
+    return min(max(float(cosine), 0.0), 1.0)
+
+
+def lexical_relevance(bm25: float, ceiling: float) -> float:
+    """A BM25 score as a share of ``ceiling``, the sum over the query's terms of each term's best
+    score anywhere in the index (``VectorIndex.term_ceiling``). BM25 adds up per term and no chunk
+    scores a term above that term's best, so the share lies in 0..1; unlike a share of the query's
+    own top hit, it stays low when no chunk matches the query well."""
+    return min(max(bm25 / ceiling, 0.0), 1.0) if ceiling > 0 else 0.0
+
+
+def hybrid_relevance(cosine: float, lexical: float, weight: float = SEMANTIC_WEIGHT) -> float:
+    """Convex combination of the two relevances: in 0..1, rising with either."""
+    return weight * semantic_relevance(cosine) + (1.0 - weight) * lexical
+
+
+def _cosine(vector: np.ndarray, unit_query: np.ndarray) -> float:
+    norm = float(np.linalg.norm(vector))
+    return float(np.dot(vector, unit_query)) / norm if norm else 0.0
 
 
 def _check_keys(keys: Sequence[str]) -> str:
@@ -73,6 +126,26 @@ class VectorIndex(dg.ConfigurableResource, ABC):
     def delete_sources(self, source_keys: Sequence[str]) -> int: ...
 
     @abstractmethod
+    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+        """Best rows by BM25 over the chunk text, scored as the engine scores them (LanceDB
+        stems English words, ``FTS_OPTIONS``); none when ``text`` has no searchable term."""
+
+    @abstractmethod
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+    ) -> list[Match]:
+        """Nearest rows by cosine similarity (the score)."""
+
+    def term_ceiling(self, text: str) -> float:
+        """The most any chunk could score for ``text`` by BM25: each term's best score on its own,
+        summed (a repeated term counts again, as it does in the query). Taken over the whole
+        index, whatever the kind filter: still a bound, and no filtered scan per term."""
+        total = 0.0
+        for term in TERM.findall(text.lower()):
+            found = self.text_matches(term, limit=1)
+            total += found[0].score if found else 0.0
+        return total
+
     def search(
         self,
         text: str,
@@ -81,7 +154,42 @@ class VectorIndex(dg.ConfigurableResource, ABC):
         k: int = 5,
         kind: str | None = None,
         mode: SearchMode = "hybrid",
-    ) -> list[SearchHit]: ...
+    ) -> list[SearchHit]:
+        """The ``k`` most relevant rows, best first. Relevance is cosine similarity (``vector``),
+        the BM25 share of the query's ceiling (``text``), or their convex combination
+        (``hybrid``): between 0 and 1 and comparable across queries, so one threshold can serve
+        them all."""
+        kind = kind if kind in ("web", "video") else None
+        if mode == "vector":
+            return [
+                SearchHit(semantic_relevance(m.score), m.row)
+                for m in self.vector_matches(np.asarray(vector), limit=k, kind=kind)
+            ]
+        lexical = self.text_matches(
+            text, limit=k if mode == "text" else max(k, HYBRID_POOL), kind=kind
+        )
+        ceiling = self.term_ceiling(text) if lexical else 0.0
+        if mode == "text":
+            return [SearchHit(lexical_relevance(m.score, ceiling), m.row) for m in lexical]
+        query = np.asarray(vector, dtype=np.float32)
+        query = query / (float(np.linalg.norm(query)) or 1.0)
+        candidates = {m.key: m for m in lexical}
+        candidates.update(
+            (m.key, m)
+            for m in self.vector_matches(query, limit=max(k, HYBRID_POOL), kind=kind)
+            if m.key not in candidates
+        )
+        bm25 = {m.key: m.score for m in lexical}
+        hits = [
+            SearchHit(
+                hybrid_relevance(
+                    _cosine(m.vector, query), lexical_relevance(bm25.get(key, 0.0), ceiling)
+                ),
+                m.row,
+            )
+            for key, m in candidates.items()
+        ]
+        return sorted(hits, key=lambda hit: -hit.score)[:k]
 
     @abstractmethod
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
@@ -109,7 +217,16 @@ def _connect(uri: str, storage_options: tuple[tuple[str, str], ...]) -> Any:
     return lancedb.connect(uri, storage_options=dict(storage_options) or None)
 
 
-HYBRID_POOL = 20
+# LanceDB's native BM25 index over chunk text: English stemming and stop words, accents folded
+# (LanceDB's defaults, spelled out because the ranking depends on them).
+FTS_OPTIONS: dict[str, Any] = {
+    "base_tokenizer": "simple",
+    "language": "English",
+    "lower_case": True,
+    "stem": True,
+    "remove_stop_words": True,
+    "ascii_folding": True,
+}
 
 
 class LanceDBIndex(VectorIndex):
@@ -121,6 +238,7 @@ class LanceDBIndex(VectorIndex):
     # Object-store options for an s3:// uri (endpoint, region, allow_http); keys come from the
     # environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     storage_options: dict[str, str] = Field(default_factory=dict)
+    _term_scores: dict[tuple[int, str], float] = PrivateAttr(default_factory=dict)
 
     def _schema(self, dimension: int) -> pa.Schema:
         import pyarrow as pa
@@ -143,9 +261,19 @@ class LanceDBIndex(VectorIndex):
             return None
         return db.create_table(self.table_name, schema=self._schema(dimension), exist_ok=True)
 
-    def _ensure_text_index(self, table: Any) -> None:
-        if not any(getattr(i, "columns", None) == ["text"] for i in table.list_indices()):
-            table.create_fts_index("text", replace=True)
+    def _update_text_index(self, table: Any) -> None:
+        """Build the BM25 index at the first write, or again when ``FTS_OPTIONS`` changed; later
+        writes add their rows to it. Rows left out of it would still be found, by a slower scan
+        that scores them with other statistics than the indexed rows."""
+        current = next((i for i in table.list_indices() if i.columns == ["text"]), None)
+        # The tokenizer settings the index was built with (unknown ones count as unchanged).
+        built = getattr(current, "index_details", None) or {}
+        if current is not None and all(built.get(k, v) == v for k, v in FTS_OPTIONS.items()):
+            table.optimize()
+        else:
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS(**FTS_OPTIONS), replace=True)
 
     def replace_sources(
         self, rows: Sequence[dict[str, Any]], vectors: np.ndarray, source_keys: Sequence[str]
@@ -173,7 +301,7 @@ class LanceDBIndex(VectorIndex):
             .when_not_matched_by_source_delete(f"source_key IN ({keys_sql})")
             .execute(data)
         )
-        self._ensure_text_index(table)
+        self._update_text_index(table)
         deleted = int(getattr(result, "num_deleted_rows", 0) or 0)
         return IndexWrite(upserted=len(rows), deleted=deleted)
 
@@ -188,48 +316,51 @@ class LanceDBIndex(VectorIndex):
         table.delete(f"source_key IN ({keys_sql})")
         return count
 
-    def search(
-        self,
-        text: str,
-        vector: np.ndarray | None,
-        *,
-        k: int = 5,
-        kind: str | None = None,
-        mode: SearchMode = "hybrid",
-    ) -> list[SearchHit]:
+    def term_ceiling(self, text: str) -> float:
+        table = self._table()
+        if table is None:
+            return 0.0
+        # One query per term (~4 ms each): a term already looked up in this version of the table
+        # is not asked again (queries share words such as "how", or a page's subject).
+        version = table.version
+        total = 0.0
+        for term in TERM.findall(text.lower()):
+            if (version, term) not in self._term_scores:
+                if len(self._term_scores) >= TERM_CACHE_SIZE:
+                    self._term_scores.clear()
+                best = table.search(term, query_type="fts").select(["_score"]).limit(1).to_arrow()
+                score = float(best["_score"][0].as_py()) if best.num_rows else 0.0
+                self._term_scores[version, term] = score
+            total += self._term_scores[version, term]
+        return total
+
+    def _matches(self, query: Any, score_field: str, kind: str | None, limit: int) -> list[Match]:
+        if kind in ("web", "video"):
+            query = query.where(f"kind = '{kind}'", prefilter=True)
+        matches = []
+        for row in query.limit(limit).to_list():
+            score = float(row.pop(score_field))
+            vector = np.asarray(row.pop("vector"), dtype=np.float32)
+            fields = {name: value for name, value in row.items() if not name.startswith("_")}
+            matches.append(Match(fields, vector, score))
+        return matches
+
+    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+        table = self._table()
+        if table is None or not TERM.search(text):
+            return []
+        return self._matches(table.search(text, query_type="fts"), "_score", kind, limit)
+
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+    ) -> list[Match]:
         table = self._table()
         if table is None:
             return []
-        where = f"kind = '{kind}'" if kind in ("web", "video") else None
-        if mode == "text":
-            query = table.search(text, query_type="fts")
-            score_field, sign = "_score", 1.0
-        elif mode == "vector":
-            query = table.search(vector, query_type="vector").distance_type("cosine")
-            score_field, sign = "_distance", -1.0
-        else:
-            from lancedb.rerankers import RRFReranker
-
-            query = (
-                table.search(query_type="hybrid").vector(vector).text(text).rerank(RRFReranker())
-            )
-            score_field, sign = "_relevance_score", 1.0
-        if where:
-            query = query.where(where, prefilter=True)
-        # A hybrid query limits both of its halves: with k=1 each half brings its own best and
-        # fusion has nothing to agree on, so fetch a pool and keep the top k after fusion.
-        pool = max(k, HYBRID_POOL) if mode == "hybrid" else k
-        hits = []
-        for row in query.limit(pool).to_list()[:k]:
-            score = float(row.pop(score_field, 0.0))
-            row.pop("vector", None)
-            hits.append(
-                SearchHit(
-                    score=1.0 + sign * score if sign < 0 else score,
-                    row={k: v for k, v in row.items() if not k.startswith("_")},
-                )
-            )
-        return hits
+        query = table.search(vector, query_type="vector").distance_type("cosine")
+        matches = self._matches(query, "_distance", kind, limit)
+        # LanceDB's cosine distance is 1 - cosine similarity.
+        return [Match(m.row, m.vector, 1.0 - m.score) for m in matches]
 
     def dimension(self) -> int | None:
         table = self._table()

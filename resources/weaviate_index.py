@@ -1,15 +1,17 @@
 """Weaviate as the ``VectorIndex`` (weaviate-client v4): same rows, same contract as LanceDB.
 
 Object UUIDs are UUID5 of ``source_key/chunk_id``, so writing a chunk again is an upsert; a
-source's rows that its new version no longer has are found by filter and deleted. No Weaviate
-server can be installed on the development machines: the contract suite runs against one when
-``WEAVIATE_URL`` is set.
+source's rows that its new version no longer has are found by filter and deleted. Search runs
+Weaviate's BM25 and nearest-vector queries and fuses them as every backend does
+(``VectorIndex.search``), rather than Weaviate's own hybrid, whose fused scores are rescaled per
+query and so mean nothing across queries. No Weaviate server can be installed on the development
+machines: the contract suite runs against one when ``WEAVIATE_URL`` is set.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -17,16 +19,21 @@ import numpy as np
 from pydantic import PrivateAttr
 
 from resources.index import (
-    HYBRID_POOL,
     ROW_FIELDS,
+    TERM,
     IndexWrite,
-    SearchHit,
-    SearchMode,
+    Match,
     VectorIndex,
     _check_keys,
 )
 
 MAX_ROWS_PER_SOURCE = 10_000
+
+
+def _kind_filter(kind: str | None) -> Any:
+    from weaviate.classes.query import Filter
+
+    return Filter.by_property("kind").equal(kind) if kind in ("web", "video") else None
 
 
 def chunk_uuid(source_key: str, chunk_id: str) -> str:
@@ -149,50 +156,49 @@ class WeaviateIndex(VectorIndex):
         )
         return int(result.successful)
 
-    def search(
-        self,
-        text: str,
-        vector: np.ndarray | None,
-        *,
-        k: int = 5,
-        kind: str | None = None,
-        mode: SearchMode = "hybrid",
-    ) -> list[SearchHit]:
-        from weaviate.classes.query import Filter, MetadataQuery
+    def _matches(self, found: Any, score: Callable[[Any], float]) -> list[Match]:
+        matches = []
+        for obj in found.objects:
+            vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+            matches.append(
+                Match(dict(obj.properties), np.asarray(vector, dtype=np.float32), score(obj))
+            )
+        return matches
+
+    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+        from weaviate.classes.query import MetadataQuery
+
+        collection = self._collection()
+        if collection is None or not TERM.search(text):
+            return []
+        found = collection.query.bm25(
+            query=text,
+            # the chunk text alone, as LanceDB's index: title and section would weigh twice
+            query_properties=["text"],
+            limit=limit,
+            filters=_kind_filter(kind),
+            include_vector=True,
+            return_metadata=MetadataQuery(score=True),
+        )
+        return self._matches(found, lambda obj: float(obj.metadata.score or 0.0))
+
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+    ) -> list[Match]:
+        from weaviate.classes.query import MetadataQuery
 
         collection = self._collection()
         if collection is None:
             return []
-        where = Filter.by_property("kind").equal(kind) if kind in ("web", "video") else None
-        metadata = MetadataQuery(score=True, distance=True)
-        if mode == "text":
-            found = collection.query.bm25(
-                query=text, limit=k, filters=where, return_metadata=metadata
-            )
-        elif mode == "vector":
-            found = collection.query.near_vector(
-                near_vector=np.asarray(vector).tolist(),
-                limit=k,
-                filters=where,
-                return_metadata=metadata,
-            )
-        else:
-            found = collection.query.hybrid(
-                query=text,
-                vector=np.asarray(vector).tolist(),
-                limit=max(k, HYBRID_POOL),
-                filters=where,
-                return_metadata=metadata,
-            )
-        hits = []
-        for obj in found.objects[:k]:
-            score = (
-                1.0 - float(obj.metadata.distance or 0.0)
-                if mode == "vector"
-                else float(obj.metadata.score or 0.0)
-            )
-            hits.append(SearchHit(score=score, row=dict(obj.properties)))
-        return hits
+        found = collection.query.near_vector(
+            near_vector=np.asarray(vector).tolist(),
+            limit=limit,
+            filters=_kind_filter(kind),
+            include_vector=True,
+            return_metadata=MetadataQuery(distance=True),
+        )
+        # The collection's distance is Weaviate's default, cosine: 1 - cosine similarity.
+        return self._matches(found, lambda obj: 1.0 - float(obj.metadata.distance or 0.0))
 
     def dimension(self) -> int | None:
         collection = self._collection()

@@ -11,7 +11,7 @@ import pytest
 
 from resources import index_from, object_store_from
 from resources.embedder import SentenceTransformerEmbedder
-from resources.index import LanceDBIndex, VectorIndex
+from resources.index import FTS_OPTIONS, LanceDBIndex, VectorIndex
 from resources.weaviate_index import WeaviateIndex
 
 KEY_A, KEY_B = "a" * 16, "b" * 16
@@ -110,6 +110,11 @@ def test_search_modes_find_the_right_chunk(index: VectorIndex, embedder, mode: s
     assert hits[0].row["source_key"] == KEY_A and hits[0].row["chunk_id"] == "c1"
     assert "vector" not in hits[0].row
     assert hits[0].score >= hits[-1].score
+    # Relevance on one scale for every query and backend: an unrelated query scores lower.
+    assert all(0.0 <= hit.score <= 1.0 for hit in hits)
+    other = "quarterly corporate tax filing"
+    unrelated = index.search(other, embedder.embed_query(other), k=1, mode=mode)  # type: ignore[arg-type]
+    assert not unrelated or unrelated[0].score < hits[0].score - 0.2
     only_video = index.search(query, embedder.embed_query(query), kind="video", mode=mode)  # type: ignore[arg-type]
     assert only_video == []
 
@@ -126,3 +131,23 @@ def test_vectors_of_another_length_are_refused_naming_both(index: VectorIndex, e
     index.check_dimension(384, "all-MiniLM-L6-v2")
     with pytest.raises(ValueError, match="holds 384-dimensional vectors but cohere:x makes 1024"):
         index.check_dimension(1024, "cohere:x")
+
+
+def test_lancedb_text_index_takes_every_write_and_follows_its_settings(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = LanceDBIndex(uri=str(tmp_path / "index"))
+    write(index, embedder, KEY_A, {"c1": "a red lantern"})
+    write(index, embedder, KEY_B, {"c1": "lanterns along the harbour"})
+    table = index._table()
+    (text_index,) = [i for i in table.list_indices() if i.columns == ["text"]]
+    # The second write's rows are in the index, scored with the same statistics as the first's.
+    assert table.index_stats(text_index.name).num_unindexed_rows == 0
+
+    def found(query: str) -> set[str]:
+        return {hit.row["source_key"] for hit in index.search(query, None, k=5, mode="text")}
+
+    assert found("lanterns") == {KEY_A, KEY_B}  # stemmed: lantern = lanterns
+    monkeypatch.setitem(FTS_OPTIONS, "stem", False)
+    write(index, embedder, KEY_A, {"c1": "a red lantern"})  # the next write rebuilds the index
+    assert found("lanterns") == {KEY_B}

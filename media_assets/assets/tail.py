@@ -18,6 +18,7 @@ from media_assets.assets.common import (
     timed,
     url_asset,
 )
+from media_assets.chunks import embedding_text
 from resources.embedder import Embedder
 from resources.index import VectorIndex
 from resources.storage import ObjectStore
@@ -50,7 +51,13 @@ def embed_records(
             continue
         old = checkpoints.previous(key)
         known: dict[str, np.ndarray] = {}
-        if old and old.get("model") == embedder.model_id and "vectors" in old:
+        if (
+            old
+            and old.get("model") == embedder.model_id
+            and "vectors" in old
+            # only this code version's vectors: another may have embedded other text
+            and checkpoints.artifacts.is_stored(key, old)
+        ):
             known = dict(
                 zip(old["vectors"]["content_sha256"], old["vectors"]["vector"], strict=True)
             )
@@ -63,7 +70,7 @@ def embed_records(
             }
         )
         new = [i for i, c in enumerate(rows) if c["content_sha256"] not in known]
-        pending.extend((key, i, rows[i]["text"]) for i in new)
+        pending.extend((key, i, embedding_text(rows[i])) for i in new)
         frames[key] = frame
         records[key] = {
             "status": "ok",
@@ -125,7 +132,7 @@ def build_index_tail(
     @url_asset(
         name=embeddings_name,
         partitions_def=partitions_def,
-        code_version="1",
+        code_version="2",
         kinds={"python"},
         tags={ENGINE_TAG: "embedder"},
         group_name=kind,

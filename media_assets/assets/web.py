@@ -153,7 +153,7 @@ def chunks_record(key: str, page: Record, settings: ChunkSettings) -> Record:
 
 
 @url_asset(
-    partitions_def=web_pages, code_version="1", kinds={"unstructured", "python"}, group_name="web"
+    partitions_def=web_pages, code_version="2", kinds={"unstructured", "python"}, group_name="web"
 )
 def web_chunks(
     context: dg.AssetExecutionContext,

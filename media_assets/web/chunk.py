@@ -29,6 +29,7 @@ from media_assets.chunks import (
     SECTION_SEPARATOR,
     Chunk,
     assign_chunk_ids,
+    embedding_text,
     sha256_text,
     text_fragment,
 )
@@ -132,7 +133,9 @@ def chunk_page(
                 kind="web",
                 text=text,
                 deep_link=link,
-                content_sha256=sha256_text(text),
+                content_sha256=sha256_text(
+                    embedding_text({"title": title, "section": section, "text": text})
+                ),
                 title=title,
                 section=section,
                 table_html=html,
