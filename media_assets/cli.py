@@ -78,6 +78,35 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_moments(args: argparse.Namespace) -> int:
+    from media_assets.moments import MomentQuery, find_moments, format_moment
+
+    query = MomentQuery(
+        said=args.said, on_screen=args.on_screen, speaker=args.speaker, entity=args.entity
+    )
+    later = "--entity is not applied yet: entities are extracted with issue 12, point 6"
+    if not query.conditions:
+        print(
+            "error: give --said, --on-screen or --speaker" + (f" ({later})" if args.entity else ""),
+            file=sys.stderr,
+        )
+        return 2
+    if args.entity:
+        print(f"note: {later}", file=sys.stderr)
+    res = _resources()
+    moments = find_moments(query, res["moments_index"], res["embedder"], k=args.k)
+    if args.json:
+        print(json.dumps([m.record() for m in moments], indent=1))
+        return 0
+    if not moments:
+        print(
+            "no moments where all of that holds: is any video ingested yet? (`media-assets ingest`)"
+        )
+    for rank, moment in enumerate(moments, start=1):
+        print(format_moment(rank, moment))
+    return 0
+
+
 def _instance():
     import dagster as dg
 
@@ -264,6 +293,17 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out results whose relevance (0 to 1, the same scale for every query) is lower",
     )
     p.set_defaults(func=cmd_search)
+    p = sub.add_parser(
+        "moments",
+        help="moments of videos where everything given holds at once (said, on screen, speaker)",
+    )
+    p.add_argument("--said", help="words heard (a paraphrase will do; numbers either way)")
+    p.add_argument("--on-screen", help="words seen on screen (OCR's misread letters tolerated)")
+    p.add_argument("--speaker", help="a speaker's name or label (e.g. SPEAKER_01)")
+    p.add_argument("--entity", help="a named entity (not applied yet: issue 12, point 6)")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_moments)
     p = sub.add_parser("ingest", help="ingest a manifest through Dagster")
     p.add_argument("manifest", nargs="?")
     p.add_argument("--batch-size", type=int, default=50)
