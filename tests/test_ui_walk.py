@@ -169,7 +169,7 @@ def walk_failure(
     page.keyboard.type("type:STEP_FAILURE")
     failure = page.get_by_text("URLs failed at rendered_page")
     expect(failure).to_be_visible()
-    expect(failure).to_contain_text(f"{missing}: HTTP 404")
+    expect(failure).to_contain_text(f"{missing}: [http_client_error] HTTP 404")
     walk.shot("failed-run-step-failure")
     page.get_by_role("row").filter(has=page.get_by_text("failures", exact=True)).get_by_text(
         "Show JSON"
