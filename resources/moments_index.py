@@ -19,7 +19,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from resources.index import IndexWrite, _check_keys, _connect
+from resources.index import FTS_OPTIONS, IndexWrite, _check_keys, _connect
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -77,15 +77,8 @@ MOMENT_FIELDS: list[tuple[str, str]] = [
 # Text on screen is matched by character trigrams: "Stlr more" still shares most of "Stir
 # more"'s. Speaker names are matched as whole words, neither stemmed nor dropped as stop words.
 FTS_BY_COLUMN: dict[str, dict[str, Any]] = {
-    # Spoken sentences: English stemming and stop words, accents folded.
-    "said_terms": {
-        "base_tokenizer": "simple",
-        "language": "English",
-        "lower_case": True,
-        "stem": True,
-        "remove_stop_words": True,
-        "ascii_folding": True,
-    },
+    # Spoken sentences are read like chunk text.
+    "said_terms": FTS_OPTIONS,
     "on_screen_terms": {
         "base_tokenizer": "ngram",
         "ngram_min_length": 3,
