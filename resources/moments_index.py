@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 import numpy as np
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from resources.index import FTS_OPTIONS, IndexWrite, _check_keys, _connect
+from resources.weaviate_index import WeaviateConnection
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -278,7 +279,7 @@ class LanceDBMomentsIndex(MomentsIndex):
         return [{k: v for k, v in r.items() if k != "vector"} for r in query.to_list()]
 
 
-class WeaviateMomentsIndex(MomentsIndex):
+class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
     """A Weaviate collection of buckets beside the chunks' (same server), object UUIDs from
     ``source_key/bucket`` so writing a bucket again is an upsert.
 
@@ -287,61 +288,40 @@ class WeaviateMomentsIndex(MomentsIndex):
     """
 
     kind: ClassVar[str] = "weaviate"
-    url: str
-    grpc_port: int = 50051
     collection: str = "Moments"
-    batch_size: int = 200
-    _client: Any = PrivateAttr(default=None)
 
     @property
     def location(self) -> str:
         return f"{self.url}#{self.collection}"
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            from resources.weaviate_index import WeaviateIndex
+    def _properties(self) -> list[Any]:
+        from weaviate.classes.config import DataType, Property, Tokenization
 
-            # The chunk index's connection settings (URL, gRPC port, WEAVIATE_API_KEY).
-            self._client = WeaviateIndex(url=self.url, grpc_port=self.grpc_port)._connect()
-        return self._client
-
-    def _collection(self, create: bool = False) -> Any:
-        from weaviate.classes.config import Configure, DataType, Property, Tokenization
-
-        client = self._connect()
-        if not client.collections.exists(self.collection):
-            if not create:
-                return None
-            types = {
-                "string": DataType.TEXT,
-                "int64": DataType.INT,
-                "double": DataType.NUMBER,
-                "list<string>": DataType.TEXT_ARRAY,
-            }
-            tokenization = {
-                "said_terms": Tokenization.WORD,
-                "on_screen_terms": Tokenization.TRIGRAM,
-                "speaker_names": Tokenization.LOWERCASE,
-            }
-            client.collections.create(
-                self.collection,
-                vector_config=Configure.Vectors.self_provided(),
-                properties=[
-                    Property(
-                        name=name,
-                        data_type=types[kind],
-                        # keys, links and annotations are matched exactly or not at all
-                        tokenization=tokenization.get(name, Tokenization.FIELD)
-                        if kind in ("string", "list<string>")
-                        else None,
-                        index_searchable=(name in tokenization)
-                        if kind in ("string", "list<string>")
-                        else None,
-                    )
-                    for name, kind in MOMENT_FIELDS
-                ],
+        types = {
+            "string": DataType.TEXT,
+            "int64": DataType.INT,
+            "double": DataType.NUMBER,
+            "list<string>": DataType.TEXT_ARRAY,
+        }
+        tokenization = {
+            "said_terms": Tokenization.WORD,
+            "on_screen_terms": Tokenization.TRIGRAM,
+            "speaker_names": Tokenization.LOWERCASE,
+        }
+        return [
+            Property(
+                name=name,
+                data_type=types[kind],
+                # keys, links and annotations are matched exactly or not at all
+                tokenization=tokenization.get(name, Tokenization.FIELD)
+                if kind in ("string", "list<string>")
+                else None,
+                index_searchable=(name in tokenization)
+                if kind in ("string", "list<string>")
+                else None,
             )
-        return client.collections.get(self.collection)
+            for name, kind in MOMENT_FIELDS
+        ]
 
     @staticmethod
     def _uuid(source_key: str, bucket: int) -> str:
@@ -446,18 +426,3 @@ class WeaviateMomentsIndex(MomentsIndex):
             include_vector=True,
         )
         return self._matches(found, lambda obj: 0.0)
-
-    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
-        collection = self._collection()
-        if collection is None:
-            return []
-        return [
-            dict(o.properties)
-            for o in collection.iterator()
-            if source_key is None or o.properties["source_key"] == source_key
-        ]
-
-    def teardown_after_execution(self, context: Any) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None

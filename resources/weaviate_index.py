@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import dagster as dg
 import numpy as np
 from pydantic import PrivateAttr
 
@@ -42,18 +43,17 @@ def chunk_uuid(source_key: str, chunk_id: str) -> str:
     return str(generate_uuid5(f"{source_key}/{chunk_id}"))
 
 
-class WeaviateIndex(VectorIndex):
-    """A Weaviate collection holding the common chunk schema and one self-provided vector.
+class WeaviateConnection(dg.ConfigurableResource):
+    """A connection to one Weaviate collection, created on first write; what the chunk index
+    and the moments index share.
 
     ``url`` is the HTTP endpoint (``http://host:8080``); gRPC is on ``grpc_port`` of the same host.
     The API key, when the server wants one, comes from ``WEAVIATE_API_KEY`` in the environment.
     """
 
-    kind: ClassVar[str] = "weaviate"
-
     url: str
     grpc_port: int = 50051
-    collection: str = "Chunks"
+    collection: str
     batch_size: int = 200
     _client: Any = PrivateAttr(default=None)
 
@@ -76,33 +76,63 @@ class WeaviateIndex(VectorIndex):
             )
         return self._client
 
+    def _properties(self) -> list[Any]:
+        """The collection's properties, for creating it."""
+        raise NotImplementedError
+
     def _collection(self, create: bool = False) -> Any:
-        from weaviate.classes.config import Configure, DataType, Property, Tokenization
+        from weaviate.classes.config import Configure
 
         client = self._connect()
         if not client.collections.exists(self.collection):
             if not create:
                 return None
-            types = {"string": DataType.TEXT, "double": DataType.NUMBER}
             client.collections.create(
                 self.collection,
                 vector_config=Configure.Vectors.self_provided(),
-                properties=[
-                    Property(
-                        name=name,
-                        data_type=DataType.TEXT_ARRAY
-                        if str(kind).startswith("list")
-                        else types[str(kind)],
-                        # keys and links are matched exactly, not as words
-                        tokenization=Tokenization.FIELD
-                        if name not in ("text", "title", "section")
-                        and not str(kind).startswith(("double", "list"))
-                        else None,
-                    )
-                    for name, kind in ROW_FIELDS
-                ],
+                properties=self._properties(),
             )
         return client.collections.get(self.collection)
+
+    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
+        collection = self._collection()
+        if collection is None:
+            return []
+        return [
+            dict(o.properties)
+            for o in collection.iterator()
+            if source_key is None or o.properties["source_key"] == source_key
+        ]
+
+    def teardown_after_execution(self, context: Any) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class WeaviateIndex(WeaviateConnection, VectorIndex):
+    """A Weaviate collection holding the common chunk schema and one self-provided vector."""
+
+    kind: ClassVar[str] = "weaviate"
+
+    collection: str = "Chunks"
+
+    def _properties(self) -> list[Any]:
+        from weaviate.classes.config import DataType, Property, Tokenization
+
+        types = {"string": DataType.TEXT, "double": DataType.NUMBER}
+        return [
+            Property(
+                name=name,
+                data_type=DataType.TEXT_ARRAY if str(kind).startswith("list") else types[str(kind)],
+                # keys and links are matched exactly, not as words
+                tokenization=Tokenization.FIELD
+                if name not in ("text", "title", "section")
+                and not str(kind).startswith(("double", "list"))
+                else None,
+            )
+            for name, kind in ROW_FIELDS
+        ]
 
     def _stored(self, collection: Any, keys: Sequence[str]) -> dict[str, str]:
         """uuid -> source_key of every stored row of ``keys``."""
@@ -209,18 +239,3 @@ class WeaviateIndex(VectorIndex):
             return None
         vector = sample[0].vector
         return len(vector.get("default", vector) if isinstance(vector, dict) else vector)
-
-    def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
-        collection = self._collection()
-        if collection is None:
-            return []
-        return [
-            dict(o.properties)
-            for o in collection.iterator()
-            if source_key is None or o.properties["source_key"] == source_key
-        ]
-
-    def teardown_after_execution(self, context: Any) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
