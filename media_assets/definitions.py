@@ -8,8 +8,8 @@ import dagster as dg
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
 from media_assets.assets.tail import ENGINE_TAG
+from media_assets.executors import build_executor
 from media_assets.jobs import ingest_jobs
-from media_assets.k8s import k8s_executor
 from media_assets.logs import json_logger, terminal_logger
 from media_assets.removal import remove_sources_job
 from media_assets.stale import stale_partitions_sensor
@@ -17,14 +17,6 @@ from resources import build_resources
 from resources.embedder import Embedder
 from resources.index import VectorIndex
 from sensors import batch_failure_sensor, manifest_sensor
-
-
-def _executor(env: Mapping[str, str] | None) -> dg.ExecutorDefinition:
-    if (os.environ if env is None else env).get("MEDIA_ASSETS_EXECUTOR") == "k8s":
-        return k8s_executor(os.environ if env is None else env)
-    # Steps of a batch run in one process: each step already works on its whole batch
-    # concurrently, and a process per step would start Chromium and load the model again.
-    return dg.in_process_executor
 
 
 def with_engine_kinds(
@@ -81,7 +73,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
             "json": json_logger,
             "console": dg.colored_console_logger,
         },
-        executor=_executor(env),
+        executor=build_executor(os.environ if env is None else env),
     )
 
 

@@ -1,6 +1,7 @@
-"""Where each step runs on Kubernetes: speech, speaker and vision steps on the GPU node pool,
-fetching and media steps on the CPU pool. The tags are inert under the in-process executor and
-read by ``k8s_job_executor`` in production (``MEDIA_ASSETS_EXECUTOR=k8s``)."""
+"""Where each step runs on Kubernetes: steps on the ``gpu`` queue (speech, speaker and vision;
+``media_assets.executors.step_queue``) on the GPU node pool, the rest on the CPU pool. The tags
+are inert under the in-process executor and read by ``k8s_job_executor`` in production
+(``MEDIA_ASSETS_EXECUTOR=k8s``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import dagster as dg
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
-GPU_POOLS = frozenset({"speech", "vision"})  # Dagster concurrency pools of GPU steps
 
 GPU_STEP: dict[str, Any] = {
     "container_config": {
@@ -35,10 +35,11 @@ CPU_STEP: dict[str, Any] = {
 }
 
 
-def step_tags(pool: str | None) -> dict[str, str]:
-    """``op_tags`` placing a step on the GPU or the CPU node pool; GPU steps run the image named
-    by ``MEDIA_ASSETS_GPU_IMAGE`` (the one with whisperx and pyannote) when it is set."""
-    if pool not in GPU_POOLS:
+def pod_config_tags(queue: str) -> dict[str, str]:
+    """The ``dagster-k8s/config`` tag of a step on ``queue`` (``executors.step_queue``): its node
+    pool and resources; GPU steps run the image named by ``MEDIA_ASSETS_GPU_IMAGE`` (the one with
+    whisperx and pyannote) when it is set."""
+    if queue != "gpu":
         return {K8S_CONFIG_TAG: json.dumps(CPU_STEP)}
     config = copy.deepcopy(GPU_STEP)
     if image := os.environ.get("MEDIA_ASSETS_GPU_IMAGE"):

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(chromium ffmpeg tesseract-ocr espeak-ng fonts-dejavu-core fonts-liberation postgresql)
+APT_PACKAGES=(chromium ffmpeg tesseract-ocr espeak-ng fonts-dejavu-core fonts-liberation postgresql
+  redis-server)
 PYTHON=${PYTHON:-python3.11}
 
 missing=()

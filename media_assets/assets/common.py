@@ -25,7 +25,7 @@ import dagster as dg
 
 from media_assets import contracts, deadletters
 from media_assets.assets import versions
-from media_assets.k8s import step_tags
+from media_assets.executors import step_tags
 from media_assets.retry import TRANSIENT_CLASSES
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
