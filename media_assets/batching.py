@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
-
 from media_assets import deadletters
+from media_assets.dagster_compat import partition_range_tags
 from resources.storage import ObjectStore
 
 # Each kind's job: the whole chain of that kind for a batch of its partitions.
@@ -47,8 +43,4 @@ def failed_in_run(store: ObjectStore, run_id: str, keys: Sequence[str]) -> set[s
 
 
 def range_tags(batch: Sequence[str]) -> dict[str, str]:
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: batch[0],
-        ASSET_PARTITION_RANGE_END_TAG: batch[-1],
-        "media_assets/urls": str(len(batch)),
-    }
+    return {**partition_range_tags(batch[0], batch[-1]), "media_assets/urls": str(len(batch))}

@@ -8,6 +8,7 @@ import dagster as dg
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
 from media_assets.assets.tail import ENGINE_TAG
+from media_assets.dagster_compat import enable_event_batching
 from media_assets.executors import build_executor
 from media_assets.jobs import ingest_jobs
 from media_assets.logs import json_logger, terminal_logger
@@ -77,4 +78,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     )
 
 
+# Every process that loads the code location (code server, run workers, the CLI) writes a
+# step's partition events in batches (media_assets/instance.py): set here, not on package import.
+enable_event_batching()
 defs = build_definitions()

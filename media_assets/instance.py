@@ -2,7 +2,7 @@
 
 A batched step emits one materialization per partition; written one by one on SQLite they cost
 about a fifth of an ingest. ``DAGSTER_EVENT_BATCH_SIZE`` makes Dagster hand them over together and
-``BatchingSqliteEventLogStorage`` writes them in one transaction (``media_assets/__init__.py``
+``BatchingSqliteEventLogStorage`` writes them in one transaction (``media_assets/definitions.py``
 sets the variable for every process that loads the code location). Production uses PostgreSQL
 (deploy/dagster.yaml), whose storage batches natively.
 """

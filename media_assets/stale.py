@@ -15,23 +15,16 @@ from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
-# The resolver behind the UI's ``staleStatusByPartition``: Dagster has no public Python API for a
-# partition's stale status, and reading it from the same code keeps the two in agreement.
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.definitions.data_version import (
-    CODE_VERSION_TAG,
-    INPUT_EVENT_POINTER_TAG_PREFIX,
-    NULL_EVENT_POINTER,
-    CachingStaleStatusResolver,
-    StaleStatus,
-    get_input_event_pointer_tag,
-)
-from dagster._core.loader import LoadingContext
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
-
 from media_assets.assets import CHAINS
 from media_assets.assets.versions import latest_materializations
 from media_assets.batching import JOB_BY_KIND, contiguous_batches, range_tags
+from media_assets.dagster_compat import (
+    AssetGraph,
+    Provenance,
+    StaleStatusReader,
+    in_progress_statuses,
+    latest_storage_ids_by_partition,
+)
 from media_assets.jobs import ingest_jobs
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
@@ -40,24 +33,8 @@ from resources.fetch import ManifestSource
 STALE_TAG = "media_assets/stale"
 
 
-class _Loading(LoadingContext):
-    """One request's worth of cached loads, as the webserver keeps per GraphQL request."""
-
-    def __init__(self, instance: dg.DagsterInstance) -> None:
-        self._instance = instance
-        self._loaders: dict = {}
-
-    @property
-    def instance(self) -> dg.DagsterInstance:
-        return self._instance
-
-    @property
-    def loaders(self) -> dict:
-        return self._loaders
-
-
 def stale_partitions(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     instance: dg.DagsterInstance,
     kind: str,
     partitions: Iterable[str] | None = None,
@@ -70,19 +47,17 @@ def stale_partitions(
         ordered = [p for p in ordered if p in wanted]
     stages = [dg.AssetKey(stage) for stage in CHAINS[kind]]
     suspects = _suspects(asset_graph, instance, stages, ordered)
-    resolver = CachingStaleStatusResolver(instance, asset_graph, _Loading(instance))
+    # The UI's own resolver decides; it costs several queries per stage and partition.
+    reader = StaleStatusReader(instance, asset_graph)
     return [
         partition
         for partition in ordered
-        if any(
-            resolver.get_status(stage, partition) == StaleStatus.STALE
-            for stage in suspects.get(partition, ())
-        )
+        if any(reader.is_stale(stage, partition) for stage in suspects.get(partition, ()))
     ]
 
 
 def _suspects(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     instance: dg.DagsterInstance,
     stages: list[dg.AssetKey],
     partitions: list[str],
@@ -92,30 +67,24 @@ def _suspects(
     a newer materialization exists. The resolver asks several queries per stage and partition
     (about 13 ms here); asked only about these, a stale query over thousands of URLs fits a
     sensor's 60 s."""
-    storage = instance.event_log_storage
     newest: dict[dg.AssetKey, Mapping[str, int]] = {}
 
     def newest_of(key: dg.AssetKey) -> Mapping[str, int]:
         if key not in newest:
-            newest[key] = storage.get_latest_storage_id_by_partition(
-                key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
-            )
+            newest[key] = latest_storage_ids_by_partition(instance, key, partitions)
         return newest[key]
 
     suspects: dict[str, list[dg.AssetKey]] = {}
     for stage in stages:
         node = asset_graph.get(stage)
-        pointers = {get_input_event_pointer_tag(parent): parent for parent in node.parent_keys}
         for partition, event in latest_materializations(instance, stage, partitions).items():
-            tags = event.tags
-            made_from = {k for k in tags if k.startswith(INPUT_EVENT_POINTER_TAG_PREFIX)}
+            made = Provenance.of(event.tags, node.parent_keys)
             suspect = (
-                tags.get(CODE_VERSION_TAG) != node.code_version
-                or made_from != set(pointers)  # a dependency added or removed
+                made.code_version != node.code_version
+                or not made.same_inputs  # a dependency added or removed
                 or any(
-                    tags[tag] == NULL_EVENT_POINTER
-                    or newest_of(parent).get(partition, 0) > int(tags[tag])
-                    for tag, parent in pointers.items()
+                    storage_id is None or newest_of(parent).get(partition, 0) > storage_id
+                    for parent, storage_id in made.inputs.items()
                 )
             )
             if suspect:
@@ -136,9 +105,7 @@ def stale_partitions_sensor(
 ) -> dg.SensorResult:
     # Partitions stay stale until their runs finish: requesting them again would run them twice.
     busy = context.instance.get_runs(
-        filters=dg.RunsFilter(
-            tags={STALE_TAG: list(JOB_BY_KIND)}, statuses=IN_PROGRESS_RUN_STATUSES
-        ),
+        filters=dg.RunsFilter(tags={STALE_TAG: list(JOB_BY_KIND)}, statuses=in_progress_statuses()),
         limit=1,
     )
     if busy:

@@ -13,13 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from media_assets.assets import ASSETS_BY_KIND
 from media_assets.batching import JOB_BY_KIND, contiguous_batches, failed_in_run, range_tags
+from media_assets.dagster_compat import partition_range_of_run
 from media_assets.jobs import ingest_jobs
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
@@ -48,8 +45,7 @@ def partitions_of_run(
 ) -> tuple[list[str], list[str]]:
     """(all partitions of the set in order, the run's range of them)."""
     ordered = instance.get_dynamic_partitions(partitions_def_name)
-    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
-    end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    start, end = partition_range_of_run(run.tags) or (None, None)
     single = run.tags.get("dagster/partition")
     if start in ordered and end in ordered:
         return ordered, ordered[ordered.index(start) : ordered.index(end) + 1]

@@ -10,12 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from media_assets import registry
+from media_assets.dagster_compat import partition_range_of_run
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import ingest
@@ -36,10 +33,7 @@ def test_new_entries_become_batched_ranges_and_known_ones_are_not_requested_agai
     keys = [partition_key(u) for u in urls]
 
     plan = plan_ingest(manifest, {}, batch_size=2, run_key_prefix="abc.1")
-    ranges = [
-        (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
-        for r in plan.run_requests
-    ]
+    ranges = [partition_range_of_run(r.tags) for r in plan.run_requests]
     assert ranges == [(keys[0], keys[1]), (keys[2], keys[3]), (keys[4], keys[4])]
     assert {r.job_name for r in plan.run_requests} == {"web_ingest"}
     assert [r.tags["media_assets/urls"] for r in plan.run_requests] == ["2", "2", "1"]
@@ -154,4 +148,4 @@ def test_removal_run_forgets_the_source_and_a_url_added_back_is_planned_afresh(
     existing = {"web": set(instance.get_dynamic_partitions("web_pages"))}
     plan = plan_ingest(read_manifest(manifest)[0], existing, 50, "abc.3")
     assert plan.added == {"web": [removed_key]} and plan.removal_run is None
-    assert [r.tags[ASSET_PARTITION_RANGE_START_TAG] for r in plan.run_requests] == [removed_key]
+    assert [partition_range_of_run(r.tags) for r in plan.run_requests] == [(removed_key,) * 2]

@@ -25,13 +25,11 @@ import dagster as dg
 
 from media_assets import contracts, deadletters
 from media_assets.assets import versions
+from media_assets.dagster_compat import partition_reads_cached
 from media_assets.executors import step_tags
 from media_assets.retry import TRANSIENT_CLASSES
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
-
-# backfill_policy is marked beta; the batching it gives is the point of this project.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 Record = dict[str, Any]
 # What a batched asset body hands Dagster: its output, its check, its partitions' own versions.
@@ -45,6 +43,16 @@ SCHEMA_CHECK = "schema"
 # Definition metadata naming the fields that say how a record was made (timings, attempts), not
 # what it holds: they do not count toward its content hash, so they never make anything stale.
 MEASUREMENTS = "measurement_fields"
+
+
+@contextmanager
+def beta_allowed() -> Iterator[None]:
+    """Dagster's beta warnings silenced inside the block only, not for the whole process:
+    ``backfill_policy`` and ``Output(data_version=...)`` are beta, and the batching and the
+    per-partition data versions they give are the point of this project."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        yield
 
 
 def url_asset(
@@ -78,22 +86,23 @@ def url_asset(
         def events(*args: Any, **kw: Any) -> StageEvents:
             yield from fn(*args, **kw)
 
-        return dg.asset(
-            op_tags=step_tags(kwargs.get("pool")),
-            partitions_def=partitions_def,
-            code_version=code_version,
-            kinds=kinds,
-            group_name=group_name,
-            backfill_policy=BATCH_POLICY,
-            check_specs=[check] if contracts.has_schema(name) else None,
-            # The IO manager stamps each artifact with the code version that made it.
-            metadata={
-                "sidecars": dict(sidecars or {}),
-                "code_version": code_version,
-                MEASUREMENTS: sorted(measurements),
-            },
-            **kwargs,
-        )(events)
+        with beta_allowed():
+            return dg.asset(
+                op_tags=step_tags(kwargs.get("pool")),
+                partitions_def=partitions_def,
+                code_version=code_version,
+                kinds=kinds,
+                group_name=group_name,
+                backfill_policy=BATCH_POLICY,
+                check_specs=[check] if contracts.has_schema(name) else None,
+                # The IO manager stamps each artifact with the code version that made it.
+                metadata={
+                    "sidecars": dict(sidecars or {}),
+                    "code_version": code_version,
+                    MEASUREMENTS: sorted(measurements),
+                },
+                **kwargs,
+            )(events)
 
     return decorate
 
@@ -346,11 +355,13 @@ def batch_output(
         "batch_reused": len(reused),
         **totals,
     }
-    with _partition_keys_read_once(context.instance):
+    with partition_reads_cached(context.instance):
         own = _add_partition_metadata(context, records, preview, reused, contents)
     context.add_asset_metadata(batch)
     data_versions = versions.assign(context.instance, context.asset_key, contents)
-    yield dg.Output(records, data_version=dg.DataVersion(data_versions.step))
+    with beta_allowed():
+        output = dg.Output(records, data_version=dg.DataVersion(data_versions.step))
+    yield output
     # The check before the partitions' own versions: Dagster takes the newest materialization as
     # its target and warns ("data version mismatch") when that is not the step's.
     if check:
@@ -445,35 +456,6 @@ def _fail_batch(
         },
         allow_retries=False,
     )
-
-
-@contextmanager
-def _partition_keys_read_once(instance: dg.DagsterInstance) -> Iterator[None]:
-    """Serve repeated dynamic-partition reads from memory for the duration of the block.
-
-    ``add_asset_metadata(partition_key=...)`` checks the key against the run's range by reading
-    the partition set from the instance, three queries per call (dagster 1.13): about 14 ms on
-    SQLite, most of a batched step's overhead. The set does not change while metadata is added.
-    """
-    cache: dict[str, Any] = {}
-    read_all = instance.get_dynamic_partitions
-
-    def get_dynamic_partitions(partitions_def_name: str) -> Any:
-        if partitions_def_name not in cache:
-            cache[partitions_def_name] = read_all(partitions_def_name)
-        return cache[partitions_def_name]
-
-    def has_dynamic_partition(partitions_def_name: str, partition_key: str) -> bool:
-        return partition_key in get_dynamic_partitions(partitions_def_name)
-
-    # Instance attributes shadow the class's methods; deleting them restores the originals.
-    instance.get_dynamic_partitions = get_dynamic_partitions  # type: ignore[method-assign]
-    instance.has_dynamic_partition = has_dynamic_partition  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del instance.get_dynamic_partitions
-        del instance.has_dynamic_partition
 
 
 def _add_partition_metadata(

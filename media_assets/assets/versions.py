@@ -26,8 +26,11 @@ from typing import Any
 
 import dagster as dg
 
-# Dagster's own tag for an event's data version (there is no public constant).
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from media_assets.dagster_compat import (
+    data_version_of,
+    latest_storage_ids_by_partition,
+    with_data_version,
+)
 
 CONTENT_KEY = "content_sha256"
 
@@ -69,9 +72,7 @@ def latest_materializations(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
 ) -> dict[str, dg.AssetMaterialization]:
     """Each partition's newest materialization (of those that have one), in two queries."""
-    storage_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
-    )
+    storage_ids = latest_storage_ids_by_partition(instance, asset_key, partitions)
     if not storage_ids:
         return {}
     records = instance.fetch_materializations(
@@ -91,7 +92,7 @@ def _recorded(
     """(data version, content hash) of each partition's newest materialization."""
     recorded = {}
     for partition, event in latest_materializations(instance, asset_key, partitions).items():
-        version, content = event.tags.get(DATA_VERSION_TAG), event.metadata.get(CONTENT_KEY)
+        version, content = data_version_of(event), event.metadata.get(CONTENT_KEY)
         # Materializations from before content hashes were recorded count as changed.
         if version and content is not None:
             recorded[partition] = (version, str(content.value))
@@ -124,6 +125,6 @@ def own_materializations(
         yield dg.AssetMaterialization(
             asset_key=context.asset_key,
             partition=partition,
-            tags={**tags, DATA_VERSION_TAG: version},
+            tags=with_data_version(tags, version),
             metadata=dict(metadata[partition]),
         )
