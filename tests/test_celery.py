@@ -1,0 +1,283 @@
+"""Steps on several machines, for real: a Redis broker, one Celery worker per queue (``gpu``,
+``cpu``), a video batch and a web batch run through Dagster with the celery executor, and where
+each step ran read back from the run's own events (dagster-celery records the worker's name on the
+engine event that starts each step in a worker)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from media_assets import registry
+from media_assets.assets import CHAINS
+from media_assets.batching import JOB_BY_KIND, range_tags
+from media_assets.definitions import build_definitions
+from media_assets.demo.server import SiteServer, folder_hook
+from media_assets.executors import BROKER_ENV, EXECUTOR_ENV, QUEUES, reconstructable_job
+from media_assets.manifest import read_manifest
+from partitions import PARTITIONS_BY_KIND
+from tests.helpers import ROOT, needs_chromium, write_manifest
+from tests.seaweed import free_ports
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+GPU_STEPS = {"transcript", "speaker_turns", "frame_text"}  # speech, speakers, vision
+WORKER_EVENT = "Celery worker"  # dagster_celery.tasks: the engine event's metadata key
+
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(REDIS_SERVER).exists(),
+        reason="redis-server not installed: scripts/setup.sh installs Debian's redis-server",
+    ),
+    needs_chromium,
+    pytest.mark.timeout(420),
+]
+
+
+def stop(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """SIGTERM (a Celery worker finishes its task and leaves), then SIGKILL after ``grace_s``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(ready: object, what: str, processes: list[subprocess.Popen[bytes]], limit_s: float):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            pytest.fail(f"{what}: a process exited with {[p.poll() for p in processes]}")
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except Exception:  # not up yet
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{what}: not ready after {limit_s} s")
+
+
+@pytest.fixture(scope="module")
+def broker(module_tmp: Path) -> Iterator[str]:
+    """A Redis server on a free loopback port, nothing written to disk."""
+    import redis
+
+    (port,) = free_ports(1)
+    log = (module_tmp / "redis.log").open("wb")
+    server = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(module_tmp),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        wait_for(client.ping, "redis-server", [server], limit_s=20)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        stop(server)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def celery_env(module_env: dict[str, str], broker: str) -> Iterator[dict[str, str]]:
+    """The pipeline's environment with the celery executor, set in this process too: the run's
+    orchestration here loads the job again from the environment, as the workers do."""
+    env = {**module_env, EXECUTOR_ENV: "celery", BROKER_ENV: broker}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env
+
+
+@dataclass
+class Workers:
+    names: dict[str, str]  # queue -> worker node name
+    queues: dict[str, set[str]]  # worker node name -> queues it consumes
+    logs: dict[str, Path]
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {q} worker\n{p.read_text()[-3000:]}" for q, p in self.logs.items())
+
+
+@pytest.fixture(scope="module")
+def workers(celery_env: dict[str, str], broker: str, module_tmp: Path) -> Iterator[Workers]:
+    """One worker per queue, each consuming only its queue, one step at a time."""
+    from celery import Celery
+
+    logs = {queue: module_tmp / f"worker-{queue}.log" for queue in QUEUES}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "media_assets.celery_app",
+                "worker",
+                "-Q",
+                queue,
+                "-n",
+                f"{queue}@%h",
+                "--concurrency",
+                "1",
+                "--prefetch-multiplier",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            env={**os.environ, **celery_env},
+            cwd=ROOT,
+            stdout=logs[queue].open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for queue in QUEUES
+    ]
+    client = Celery(broker=broker, backend=broker)
+    active: dict[str, list[dict[str, object]]] = {}
+
+    def both_answer() -> bool:
+        active.update(client.control.inspect(timeout=1.0).active_queues() or {})
+        return len(active) == len(QUEUES)
+
+    try:
+        wait_for(both_answer, "celery workers", processes, limit_s=90)
+        queues = {name: {str(q["name"]) for q in served} for name, served in active.items()}
+        names = {queue: name for name in queues for queue in QUEUES if name.startswith(queue)}
+        yield Workers(names, queues, logs)
+    finally:
+        client.close()
+        for process in processes:
+            stop(process)
+
+
+@dataclass
+class Batch:
+    run_id: str
+    success: bool
+    keys: list[str]
+    steps_started: set[str]
+    worker_of: dict[str, str]  # step -> the worker that executed it
+    queue_of: dict[str, str]  # step -> the queue it was submitted to
+
+
+def run_batch(
+    kind: str, urls: list[str], instance: dg.DagsterInstance, tmp: Path, env: dict[str, str]
+) -> Batch:
+    """Register ``urls`` and run their batch with the celery executor, as the run worker of a
+    sensor-launched run does (the job loaded again by reference, not executed in process)."""
+    manifest, _ = read_manifest(write_manifest(tmp / f"{kind}.jsonl", urls, kind=kind))
+    registry.register(build_definitions(env).resources["object_store"], manifest.entries)
+    keys = [entry.key for entry in manifest.entries]
+    instance.add_dynamic_partitions(PARTITIONS_BY_KIND[kind].name, keys)
+    job = reconstructable_job(JOB_BY_KIND[kind])
+    with dg.execute_job(job, instance=instance, tags=range_tags(keys)) as result:
+        run_id, success = result.run_id, result.success
+    started = {
+        str(e.step_key)
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+        if e.step_key
+    }
+    worker_of: dict[str, str] = {}
+    queue_of: dict[str, str] = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        metadata = event.engine_event_data.metadata
+        if WORKER_EVENT in metadata:
+            worker_of[event.step_key] = str(metadata[WORKER_EVENT].value)
+        message = entry.user_message
+        if message.startswith("Submitting celery task") and ' to queue "' in message:
+            queue_of[event.step_key] = message.rsplit(' to queue "', 1)[1].rstrip('".')
+    return Batch(run_id, success, keys, started, worker_of, queue_of)
+
+
+@dataclass
+class Runs:
+    video: Batch
+    web: Batch
+    workers: Workers
+    instance: dg.DagsterInstance
+
+
+@pytest.fixture(scope="module")
+def runs(
+    workers: Workers,
+    celery_env: dict[str, str],
+    module_site: SiteServer,
+    demo_media: Path,
+    module_tmp: Path,
+    module_instance: dg.DagsterInstance,
+) -> Runs:
+    module_site.add_hook(folder_hook("/media/", demo_media))
+    base = module_site.base_url
+    # The uncaptioned talk: speech recognition, speakers and on-screen text all do real work.
+    video = run_batch(
+        "video", [f"{base}/video/pollination-talk.html"], module_instance, module_tmp, celery_env
+    )
+    web = run_batch(
+        "web",
+        [f"{base}/docs/getting-started.html", f"{base}/blog/winter-bees.html"],
+        module_instance,
+        module_tmp,
+        celery_env,
+    )
+    for batch in (video, web):
+        assert batch.success, f"run {batch.run_id} failed\n{workers.tail()}"
+    return Runs(video, web, workers, module_instance)
+
+
+def test_each_worker_consumes_only_its_own_queue(workers: Workers) -> None:
+    assert workers.queues == {workers.names[q]: {q} for q in QUEUES}
+
+
+def test_gpu_steps_ran_on_the_gpu_worker_and_no_other_step_did(runs: Runs) -> None:
+    gpu, cpu = runs.workers.names["gpu"], runs.workers.names["cpu"]
+    video = runs.video
+    # Every step of the chain started in a worker, none in this (orchestrating) process.
+    assert video.steps_started == set(CHAINS["video"]) >= GPU_STEPS
+    assert set(video.worker_of) == video.steps_started
+    on_gpu = {step for step, worker in video.worker_of.items() if worker == gpu}
+    assert on_gpu == GPU_STEPS
+    assert {video.worker_of[step] for step in video.steps_started - GPU_STEPS} == {cpu}
+    assert {step for step, queue in video.queue_of.items() if queue == "gpu"} == GPU_STEPS
+
+
+def test_a_web_batch_runs_entirely_on_the_cpu_worker(runs: Runs) -> None:
+    web = runs.web
+    assert web.steps_started and set(web.worker_of) == web.steps_started
+    assert set(web.worker_of.values()) == {runs.workers.names["cpu"]}
+    assert set(web.queue_of.values()) == {"cpu"}
+
+
+def test_the_workers_materialized_every_stage_of_both_batches(runs: Runs) -> None:
+    for kind, batch in (("video", runs.video), ("web", runs.web)):
+        for asset in CHAINS[kind]:
+            done = runs.instance.get_materialized_partitions(dg.AssetKey(asset))
+            assert set(batch.keys) <= done, f"{asset} not materialized for {kind}"
