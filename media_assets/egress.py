@@ -31,13 +31,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from media_assets.web.blocklist import TrackerBlocklist, site
 from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError, IPAddress
 
-EventKind = Literal["refused", "dns", "unreachable", "too_large", "too_slow", "stalled", "deadline"]
+EventKind = Literal[
+    "refused", "blocked", "dns", "unreachable", "too_large", "too_slow", "stalled", "deadline"
+]
 EGRESS_HEADER = "X-Media-Assets-Egress"
 # What each kind of event means for the URL that caused it (see media_assets.retry).
 ERROR_CLASS: dict[str, str] = {
     "refused": "refused",
+    "blocked": "refused",
     "dns": "dns",
     "unreachable": "network",
     "too_large": "too_large",
@@ -61,6 +65,9 @@ class Limits:
     min_bytes_per_s: float = 0.0  # average per connection, judged after ``grace_s``
     grace_s: float = 15.0
     idle_s: float = 60.0  # no byte from the server for this long
+    # The first byte from a host outside the session's ``first_party`` sites (a page's third-party
+    # scripts): a server that accepts and never answers costs this, not ``idle_s``.
+    first_byte_s: float | None = None
     deadline_s: float | None = None  # from the session's start
     # Refuse a response whose declared length is over a cap before its body comes. Off where a
     # client reads only the start of large responses (yt-dlp sniffing a media link).
@@ -94,6 +101,12 @@ class Session:
     bytes_received: int = 0
     requests: int = 0
     events: list[EgressEvent] = field(default_factory=list)
+    # Known ad and tracker hosts are answered at once (no look-up, no connection), except the
+    # hosts of the pages being fetched (``first_party``), which are never refused for a list.
+    blocklist: TrackerBlocklist | None = None
+    first_party: set[str] = field(default_factory=set)
+    blocked_targets: set[str] = field(default_factory=set)
+    first_party_sites: set[str] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     @property
@@ -130,6 +143,17 @@ class Session:
         event = EgressEvent(kind, target, message, time.monotonic())
         self.events.append(event)
         return event
+
+    def add_first_party(self, host: str) -> None:
+        """A host whose pages are fetched: never blocked, and its site waits ``idle_s``."""
+        self.first_party.add(host.lower())
+        self.first_party_sites.add(site(host))
+
+    def first_byte_s(self, host: str) -> float:
+        """How long ``host`` may take to send its first byte."""
+        if self.limits.first_byte_s and site(host) not in self.first_party_sites:
+            return min(self.limits.first_byte_s, self.limits.idle_s)
+        return self.limits.idle_s
 
     def close(self) -> None:
         self.proxy.end_session(self)
@@ -234,7 +258,8 @@ class EgressProxy:
             else:
                 up_writer.write(_origin_request(method, target, version, headers))
                 await up_writer.drain()
-            await self._relay(session, label, reader, writer, up_reader, up_writer)
+            first_byte_s = session.first_byte_s(host)
+            await self._relay(session, label, reader, writer, up_reader, up_writer, first_byte_s)
         finally:
             session._writers.discard(writer)
             session._writers.discard(up_writer)
@@ -260,6 +285,12 @@ class EgressProxy:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """Resolve, check every address, connect to a checked one; or answer why not."""
         host = host.lower().rstrip(".")
+        if session.blocklist and (listed := session.blocklist.match(host, session.first_party)):
+            message = f"{host} is a known ad or tracker host ({listed}); not requested"
+            session.blocked_targets.add(label)
+            session.record("blocked", label, message)
+            await _reply(writer, 403, "Forbidden", message, "blocked")
+            return None
         addresses = await self._resolve(host, session.limits.dns_timeout_s)
         if isinstance(addresses, str):
             message = f"{DNS_TEXT} for {host}: {addresses} (retried later; check the host name)"
@@ -323,13 +354,14 @@ class EgressProxy:
         writer: asyncio.StreamWriter,
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
+        first_byte_s: float,
     ) -> None:
         """Client bytes go up as they come; server bytes come down counted against the limits.
         The exchange ends when the server is done (or cut); the client's end of sending is not
         the end of the response."""
         upward = asyncio.create_task(_pipe(reader, up_writer))
         try:
-            await self._download(session, label, up_reader, writer)
+            await self._download(session, label, up_reader, writer, first_byte_s)
         finally:
             upward.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
@@ -341,6 +373,7 @@ class EgressProxy:
         label: str,
         up_reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        first_byte_s: float,
     ) -> None:
         limits = session.limits
         started, received = time.monotonic(), 0
@@ -350,7 +383,7 @@ class EgressProxy:
         head = b"" if plain and limits.judge_declared_length else None
         while True:
             now = time.monotonic()
-            wait = limits.idle_s
+            wait = limits.idle_s if received else first_byte_s
             if limits.deadline_s:
                 wait = min(wait, session.started + limits.deadline_s - now)
             if wait <= 0:
@@ -370,9 +403,8 @@ class EgressProxy:
                         label,
                         f"stopped after the {limits.deadline_s:.0f} s time limit",
                     )
-                self._cut(
-                    session, "stalled", label, f"no data from the server for {limits.idle_s:.0f} s"
-                )
+                idle = limits.idle_s if received else first_byte_s
+                self._cut(session, "stalled", label, f"no data from the server for {idle:.0f} s")
             if not data:
                 return
             if head is not None:
@@ -521,9 +553,15 @@ class _EgressHost:
 _HOST = _EgressHost()
 
 
-def egress_session(allow_hosts: Sequence[str], limits: Limits | None = None) -> Session:
+def egress_session(
+    allow_hosts: Sequence[str],
+    limits: Limits | None = None,
+    blocklist: TrackerBlocklist | None = None,
+) -> Session:
     """A session on this process's proxy for ``allow_hosts``; use it as a context manager."""
-    return _HOST.proxy(allow_hosts).session(limits)
+    session = _HOST.proxy(allow_hosts).session(limits)
+    session.blocklist = blocklist
+    return session
 
 
 def raise_for_refusal(status_line: str, marker: str | None = None) -> None:

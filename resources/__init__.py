@@ -23,6 +23,9 @@
   (default 3600): the media download's caps, enforced as the bytes arrive
 - ``MEDIA_ASSETS_MAX_PAGE_BYTES`` (default 10 MB) and ``MEDIA_ASSETS_NAVIGATION_TIMEOUT_S``
   (default 20): a page's cap and its navigation limit
+- ``MEDIA_ASSETS_BLOCK_TRACKERS`` (default ``1``; ``0`` turns it off): known ad and tracker hosts
+  are never requested, per EasyList/EasyPrivacy from Debian's ``webext-ublock-origin-chromium``,
+  or the comma-separated Adblock Plus-format files in ``MEDIA_ASSETS_BLOCKLISTS``
 - ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
 - ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
 - ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
@@ -179,6 +182,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "fetch_policy": FetchPolicy(
             allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS")),
             max_page_bytes=int(env.get("MEDIA_ASSETS_MAX_PAGE_BYTES", "10000000")),
+            block_trackers=env.get("MEDIA_ASSETS_BLOCK_TRACKERS", "1") not in ("0", "false"),
+            blocklists=_list(env.get("MEDIA_ASSETS_BLOCKLISTS")),
         ),
         "embedder": embedder_from(env),
         "vector_index": index_from(env, data),

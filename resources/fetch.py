@@ -20,6 +20,10 @@ class FetchPolicy(dg.ConfigurableResource):
     requests_per_second_per_host: float = 10.0
     same_site_subresources_only: bool = False
     max_page_bytes: int = 10_000_000
+    # Known ad and tracker hosts are never requested; ``blocklists`` names Adblock Plus-format
+    # files to use instead of the Debian package's EasyList and EasyPrivacy.
+    block_trackers: bool = True
+    blocklists: list[str] = Field(default_factory=list)
 
     @field_validator("allow_hosts")
     @classmethod
@@ -48,6 +52,8 @@ class BrowserResource(dg.ConfigurableResource):
             respect_robots=policy.respect_robots,
             same_site_subresources_only=policy.same_site_subresources_only,
             max_page_bytes=policy.max_page_bytes,
+            block_trackers=policy.block_trackers,
+            blocklists=tuple(policy.blocklists),
             navigation_timeout_s=self.navigation_timeout_s,
             settle_timeout_s=self.settle_timeout_s,
         )

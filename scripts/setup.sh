@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(chromium ffmpeg tesseract-ocr espeak-ng fonts-dejavu-core fonts-liberation postgresql
-  redis-server)
+  redis-server webext-ublock-origin-chromium)
 PYTHON=${PYTHON:-python3.11}
 
 missing=()

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from media_assets.demo.server import SiteServer, serve
+from media_assets.web import blocklist
 from media_assets.web.render import RenderSettings, render_batch
 from media_assets.web.safety import AddressPolicy, BlockedURLError
 from tests.conftest import CHROMIUM, needs_chromium
@@ -149,3 +150,59 @@ def test_retries_are_bounded(site: SiteServer) -> None:
     )
     assert result.status == "failed" and result.attempts == 2 and result.transient
     assert "HTTP 503" in result.error
+
+
+def test_known_trackers_are_never_requested(
+    site: SiteServer, site_dir: Path, tmp_path: Path
+) -> None:
+    # A "tracker" on another loopback address that would answer: only the list keeps it away.
+    with serve(site_dir, host="127.0.0.3") as tracker:
+        listed = tmp_path / "list.txt"
+        listed.write_text("[Adblock Plus 2.0]\n||127.0.0.3^$script,third-party\n")
+        (site_dir / "tracked.html").write_text(
+            "<html><body><h1>Tracked page</h1><p>Body text of the tracked page.</p>"
+            f"<script src='{tracker.base_url}/app/sourdough.js'></script></body></html>"
+        )
+        url = f"{site.base_url}/tracked.html"
+        allow = ("127.0.0.1", "127.0.0.3")
+        (blocked,) = render_batch([url], settings(allow_hosts=allow, blocklists=(str(listed),)))
+        assert blocked.status == "ok" and "Body text of the tracked page" in blocked.html
+        assert blocked.blocked_requests == 1 and tracker.requests["/app/sourdough.js"] == 0
+        (allowed,) = render_batch([url], settings(allow_hosts=allow, block_trackers=False))
+        assert allowed.status == "ok" and allowed.blocked_requests == 0
+        assert tracker.requests["/app/sourdough.js"] == 1
+
+
+def test_package_block_list_blocks_known_hosts_not_the_pages_own() -> None:
+    if not blocklist.package_lists():
+        pytest.skip(f"Debian's {blocklist.PACKAGE} is not installed (scripts/setup.sh installs it)")
+    trackers = blocklist.load()
+    assert trackers is not None and len(trackers) > 10_000
+    assert (
+        trackers.match("www.googletagmanager.com", {"news.example.org"}) == "googletagmanager.com"
+    )
+    assert trackers.match("stats.g.doubleclick.net", {"news.example.org"}) is not None
+    assert trackers.match("news.example.org", {"news.example.org"}) is None
+    # A listed host is never refused as the page being indexed.
+    assert trackers.match("www.googletagmanager.com", {"www.googletagmanager.com"}) is None
+
+
+def test_block_list_rules() -> None:
+    trackers = blocklist.parse(
+        [
+            "||ads.example^",
+            "||pixel.example^$third-party",
+            "||cdn.example^$script,domain=news.example",  # narrowed to some pages: not a host rule
+            "||popup.example^$popup",
+            "||metrics.example^$image,ping",
+            "@@||ok.ads.example^",
+        ]
+    )
+    page = {"www.news.example"}
+    assert trackers.match("x.ads.example", page) == "ads.example"
+    assert trackers.match("ok.ads.example", page) is None  # the more specific exception wins
+    assert trackers.match("a.b.metrics.example", page) == "metrics.example"
+    assert trackers.match("cdn.example", page) is None
+    assert trackers.match("popup.example", page) is None
+    assert trackers.match("pixel.example", page) == "pixel.example"
+    assert trackers.match("img.pixel.example", {"www.pixel.example"}) is None  # same site

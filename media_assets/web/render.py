@@ -42,6 +42,7 @@ from media_assets.egress import (
     egress_session,
 )
 from media_assets.retry import TRANSIENT_CLASSES, classify_http
+from media_assets.web import blocklist
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
 
@@ -62,6 +63,38 @@ CHROMIUM_ARGS = [
 ]
 # Reads the page's visible text size; the wait loop stops once it and the network are quiet.
 TEXT_SIZE_JS = "document.body ? document.body.innerText.length : 0"
+# The same, scrolling to the bottom whenever the page grew (a few times at most): content that
+# loads on scroll (lazy sections, IntersectionObserver) is then in the DOM when it is read.
+SCROLL_TEXT_SIZE_JS = """() => {
+  const body = document.body, root = document.documentElement;
+  if (!body || !root) return 0;
+  const height = root.scrollHeight, seen = window.__mediaAssetsScroll || [0, 0];
+  if (seen[1] < 3 && height !== seen[0]) {
+    window.__mediaAssetsScroll = [height, seen[1] + 1];
+    window.scrollTo(0, height);
+  }
+  return body.innerText.length;
+}"""
+# The DOM as HTML, with each same-origin frame's body put in place of its <iframe> (an article
+# shown in a frame is the page's text; cross-origin frames cannot be read and stay as they are).
+CONTENT_JS = """() => {
+  const inline = (doc, depth) => {
+    for (const frame of Array.from(doc.querySelectorAll('iframe, frame'))) {
+      let inner = null;
+      try { inner = frame.contentDocument; } catch (e) { inner = null; }
+      if (!inner || !inner.body || depth > 3) continue;
+      inline(inner, depth + 1);
+      const div = doc.createElement('div');
+      div.setAttribute('data-frame-src', frame.getAttribute('src') || '');
+      div.innerHTML = inner.body.innerHTML;
+      frame.replaceWith(div);
+    }
+  };
+  inline(document, 0);
+  const type = document.doctype;
+  const doctype = type ? new XMLSerializer().serializeToString(type) : '';
+  return doctype + (document.documentElement ? document.documentElement.outerHTML : '');
+}"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,10 @@ class RenderSettings:
     # The text needs none of these; stylesheets too are skipped, as the DOM is read, not painted.
     blocked_resource_types: tuple[str, ...] = ("image", "media", "font", "stylesheet")
     max_page_bytes: int = 10_000_000
+    # Known ad and tracker hosts are never requested (EasyList/EasyPrivacy host rules); the lists
+    # are the Debian package's unless files are named here.
+    block_trackers: bool = True
+    blocklists: tuple[str, ...] = ()
     navigation_timeout_s: float = 20.0
     settle_timeout_s: float = 5.0
     settle_poll_s: float = 0.05
@@ -97,6 +134,7 @@ class RenderResult:
     content_type: str | None = None
     bytes: int = 0
     requests_refused: int = 0
+    blocked_requests: int = 0  # to known ad and tracker hosts, answered without a connection
     # False when the page never went quiet (polling, hanging scripts) and was taken at a deadline.
     settled: bool = True
     attempts: int = 1
@@ -181,6 +219,7 @@ class _PageWatch:
     inflight: set[Request] = field(default_factory=set)
     refused_requests: set[Request] = field(default_factory=set)
     refused: int = 0  # refused inside the browser (scheme, third-party rule)
+    blocked: set[Request] = field(default_factory=set)  # to known ad and tracker hosts
     # The last top-level document response. Chromium reports an error page with an empty body as
     # net::ERR_HTTP_RESPONSE_CODE_FAILURE, without the status.
     document: _Document | None = None
@@ -198,6 +237,7 @@ class _PageWatch:
         self.targets.clear()
         self.inflight.clear()
         self.refused_requests.clear()
+        self.blocked.clear()
         self.refused, self.document, self.navigations, self.went = 0, None, 0, False
 
 
@@ -240,12 +280,18 @@ class PageRenderer:
             request = response.request
             if request.is_navigation_request() and request.frame.parent_frame is None:
                 watch.document = _Document(response.status, response.url, response.headers)
-            if response.headers.get(EGRESS_HEADER.lower()) == "refused":
+            marker = response.headers.get(EGRESS_HEADER.lower())
+            if marker == "refused":
                 watch.refused_requests.add(request)
+            elif marker == "blocked":
+                watch.blocked.add(request)
 
         def on_failed(request: Request) -> None:
             watch.inflight.discard(request)
-            if self.egress and self.egress.first("refused", target=_egress_target(request.url)):
+            target = _egress_target(request.url)
+            if self.egress and target in self.egress.blocked_targets:
+                watch.blocked.add(request)  # a tunnel to a tracker host, answered by the proxy
+            elif self.egress and self.egress.first("refused", target=target):
                 watch.refused_requests.add(request)
 
         # Playwright tags handlers with attributes, so they must be Python functions.
@@ -259,6 +305,11 @@ class PageRenderer:
     async def __aenter__(self) -> PageRenderer:
         settings = self.settings
         browser = await _BROWSERS.browser(settings.executable_path)
+        trackers = (
+            await asyncio.to_thread(blocklist.load, settings.blocklists)
+            if settings.block_trackers
+            else None
+        )
         # Every connection of this batch, the browser's and robots.txt's, through one session:
         # the address checked is the address connected to, and no response outgrows the cap.
         self.egress = egress_session(
@@ -269,8 +320,10 @@ class PageRenderer:
                 # A subresource host that does not answer costs seconds, not the page's budget.
                 connect_timeout_s=5,
                 dns_timeout_s=5,
+                first_byte_s=SUBRESOURCE_FIRST_BYTE_S,
                 hints={"too_large": "raise MEDIA_ASSETS_MAX_PAGE_BYTES if this page is wanted"},
             ),
+            trackers,
         )
         self._context = await browser.new_context(
             user_agent=settings.user_agent,
@@ -398,7 +451,7 @@ class PageRenderer:
             result.http_status = document.status
             result.error = f"HTTP {document.status}"
             result.error_class = classify_http(document.status)
-        elif event and event.kind == "refused":
+        elif event and event.kind in ("refused", "blocked"):
             result.status, result.error_class = "refused", "refused"
             result.error = f"{url[:200]} leads to a refused address: {event.message}"
         elif event and event.kind in ("dns", "unreachable", "too_large"):
@@ -421,7 +474,10 @@ class PageRenderer:
     async def _render_into(self, url: str, page: Page, result: RenderResult) -> None:
         settings = self.settings
         await self.policy.check_async(url)
-        self.guard.sites.add(_site(urlsplit(url).hostname or ""))
+        host = (urlsplit(url).hostname or "").lower()
+        self.guard.sites.add(_site(host))
+        if self.egress is not None:
+            self.egress.add_first_party(host)
         assert self._context is not None and self._http is not None
         t0 = time.perf_counter()
         crawl_delay = 0.0
@@ -445,8 +501,9 @@ class PageRenderer:
         try:
             await page.goto(url, wait_until="domcontentloaded")
         except PlaywrightTimeout:
-            # Scripts that hang (a third-party host that never answers) hold the load event, not
-            # the text: a page whose document came and shows text is captured as it is.
+            # Scripts that hang hold the DOM's loaded event, not what arrived: a page whose
+            # document came and shows text is captured as it is (settled: false); a timeout is
+            # worth a retry only when nothing of the page loaded.
             if watch.document is None or not await _shows_text(page):
                 raise
             loaded = False
@@ -470,8 +527,9 @@ class PageRenderer:
                 "too_large",
             )
         result.html, result.bytes = html, len(html.encode())
-        result.title = (await page.title()) or None
+        result.title = await self._title(page)
         result.requests_refused = watch.refused + len(watch.refused_requests)
+        result.blocked_requests = len(watch.blocked)
         result.settled = settled
         result.status = "ok"
 
@@ -525,7 +583,7 @@ class PageRenderer:
         to arrive once more before its HTML is read."""
         for _ in range(MAX_PAGE_NAVIGATIONS):
             try:
-                return await page.content()
+                return await page.evaluate(CONTENT_JS)
             except PlaywrightError as exc:
                 if not _navigating(exc):
                     raise
@@ -533,6 +591,17 @@ class PageRenderer:
         raise RenderFailure(
             f"the page kept navigating ({watch.navigations} navigations)", "redirect_loop"
         )
+
+    @staticmethod
+    async def _title(page: Page) -> str | None:
+        """The title, or none when a late navigation took the document away meanwhile (the
+        HTML is already read; the title is not worth a failure)."""
+        try:
+            return (await page.title()) or None
+        except PlaywrightError as exc:
+            if not _navigating(exc):
+                raise
+            return None
 
     async def _recycle(self, page: Page, healthy: bool) -> None:
         """Return the tab to the pool; one that failed mid-navigation is replaced by a fresh one.
@@ -558,7 +627,7 @@ class PageRenderer:
         previous, stable = -1, 0
         while time.monotonic() < deadline:
             try:
-                size = await page.evaluate(TEXT_SIZE_JS)
+                size = await page.evaluate(SCROLL_TEXT_SIZE_JS)
             except PlaywrightError as exc:
                 if not _navigating(exc):
                     raise
@@ -582,6 +651,9 @@ class PageRenderer:
 
 
 MAX_PAGE_NAVIGATIONS = 5
+# A third-party host that accepts a connection and never answers holds a parser-blocking script,
+# and so the page's text, this long.
+SUBRESOURCE_FIRST_BYTE_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
 
 
