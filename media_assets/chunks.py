@@ -33,6 +33,7 @@ class Chunk:
     end_s: float | None = None
     speakers: list[str] = field(default_factory=list)
     table_html: str | None = None
+    page_number: int | None = None  # a PDF's page; its deep link is ``url#page=N``
     pipeline_version: str = PIPELINE_VERSION
 
     def record(self) -> dict[str, object]:

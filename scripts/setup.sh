@@ -32,6 +32,9 @@ if [ ! -f "$stamp" ]; then
   # The CPU build of torch first: anything that depends on torch would otherwise pull a CUDA build.
   .venv/bin/pip install -q "torch==2.13.0"
   .venv/bin/pip install -q -e ".[dev]"
+  # PDF partitioning imports unstructured-inference; its declared dependencies (a CUDA torch,
+  # timm, opencv-python) are not needed for the fast strategy, so it comes without them.
+  .venv/bin/pip install -q --no-deps "unstructured-inference==1.6.12"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -228,8 +228,11 @@ def test_hostile_pages_fail_alone_with_their_true_class(
     assert results["/good.html"].settled
     # A script that never arrives holds the load event, not the text: captured as it is.
     assert not expect("/hanging-script.html", "ok", None, "Kelp forests").settled
-    for name in ("/report.pdf", "/photo.png", "/blob"):
-        assert not expect(name, "failed", "unsupported_content", "not a web page").transient
+    for name, kind in (("/photo.png", "'image/png'"), ("/blob", "'application/octet-stream'")):
+        assert not expect(name, "failed", "unsupported_content_type", kind).transient
+    # A PDF is taken as a file (reading it is the extraction stage's part).
+    assert (document := expect("/report.pdf", "ok", None, "").document) is not None
+    assert document.format == "pdf" and document.data.startswith(b"%PDF-1.4")
     expect(long_label, "refused", "refused", "not a valid host name")
     leaky = expect("/leaky-iframe.html", "ok", None, "Kelp forests")
     assert leaky.requests_refused >= 2

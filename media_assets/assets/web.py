@@ -1,6 +1,8 @@
 """Web pages: render in Chromium, keep the main content's structure, cut heading-aware chunks."""
 
+import hashlib
 from dataclasses import asdict
+from urllib.parse import unquote, urlsplit
 
 import dagster as dg
 
@@ -16,6 +18,7 @@ from media_assets.assets.common import (
 )
 from media_assets.chunks import sha256_text
 from media_assets.web.chunk import ChunkSettings, chunk_page
+from media_assets.web.documents import EXTENSIONS, FetchedDocument, document_elements
 from media_assets.web.extract import PageElement, extract_elements
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
@@ -31,6 +34,22 @@ def _render_preview(record: Record) -> dict[str, object]:
         "http_status": record.get("http_status"),
         "timings_ms": record.get("timings_ms", {}),
         "html_bytes": len(record.get("html") or ""),
+        # A PDF, text or Markdown file is fetched as it is, not rendered.
+        "document": (record.get("document") or {}).get("format", "none"),
+    }
+
+
+def document_record(store: ObjectStore, file_key: str, document: FetchedDocument) -> Record:
+    """Store a fetched document's bytes at ``file_key``; what the render record says of it.
+
+    Its hash is in the record, so the stages after it run again exactly when the file changed."""
+    store.put(file_key, document.data)
+    return {
+        "format": document.format,
+        "media_type": document.media_type,
+        "bytes": len(document.data),
+        "sha256": hashlib.sha256(document.data).hexdigest(),
+        "file": file_key,
     }
 
 
@@ -76,6 +95,11 @@ def rendered_page(
             "gone": result.gone,
             "input_sha256": sha256_text(url),
         }
+        if result.document is not None:
+            name = f"document.{EXTENSIONS[result.document.format]}"
+            record["document"] = document_record(
+                object_store, checkpoints.artifacts.blob_key(key, name), result.document
+            )
         records[key] = checkpoints.save(key, record)
         rendered.append(key)
         done = len(rendered)
@@ -90,22 +114,35 @@ def rendered_page(
     return batch_output(context, checkpoints, records, clock["seconds"], _render_preview)
 
 
-def elements_record(page: Record) -> Record:
-    html = page["html"]
-    elements = extract_elements(html, page.get("final_url"))
+def elements_record(page: Record, store: ObjectStore) -> Record:
+    document = page.get("document")
+    if document:
+        elements = document_elements(
+            store.get(document["file"]), document["format"], document["media_type"]
+        )
+        title = page.get("title") or _first_heading(elements) or _file_name(page["final_url"])
+        missing = "no text in the document (a scanned PDF has none: OCR is not enabled)"
+    else:
+        elements = extract_elements(page["html"], page.get("final_url"))
+        title = page.get("title")
+        missing = "no main content found in the rendered page"
     base = {
         "source_url": page["source_url"],
         "page_url": page.get("final_url"),
-        "title": page.get("title"),
+        "title": title,
+        **({"format": document["format"]} if document else {}),
     }
     if not elements:
-        return {
-            **base,
-            "status": "empty",
-            "error": "no main content found in the rendered page",
-            "elements": [],
-        }
+        return {**base, "status": "empty", "error": missing, "elements": []}
     return {**base, "status": "ok", "elements": [e.record() for e in elements]}
+
+
+def _first_heading(elements: list[PageElement]) -> str | None:
+    return next((e.text for e in elements if e.kind == "title"), None)
+
+
+def _file_name(url: str) -> str | None:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or None
 
 
 @url_asset(
@@ -114,16 +151,19 @@ def elements_record(page: Record) -> Record:
 def page_elements(
     context: dg.AssetExecutionContext, object_store: ObjectStore, rendered_page: dict[str, Record]
 ) -> dg.Output:
-    """Main content with its structure (headings, paragraphs, lists, tables, code)."""
+    """Main content with its structure (headings, paragraphs, lists, tables, code); a PDF's
+    elements carry their page numbers (unstructured, fast strategy), Markdown keeps its headings."""
     return run_stage(
         context,
         object_store,
         rendered_page,
-        lambda _, page: elements_record(page),
+        lambda _, page: elements_record(page, object_store),
         upstream="rendered_page",
         preview=lambda r: {
             "elements": len(r["elements"]),
             "headings": sum(e["kind"] == "title" for e in r["elements"]),
+            "format": r.get("format", "html"),
+            "pages": len({e["page_number"] for e in r["elements"] if "page_number" in e}),
         },
     )
 

@@ -64,6 +64,7 @@ def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
         meta = ElementMetadata(
             text_as_html=element.html,
             category_depth=element.level - 1 if element.kind == "title" else None,
+            page_number=element.page_number,
         )
         meta.section_path = [h.text for h in stack]
         meta.anchor = next((h.anchor for h in reversed(stack) if h.anchor), None)
@@ -90,6 +91,8 @@ def chunk_page(
         new_after_n_chars=settings.new_after_n_chars,
         combine_text_under_n_chars=settings.combine_text_under_n_chars,
         include_orig_elements=True,
+        # A PDF's chunk stays on one page, so the page its link opens holds all of it.
+        multipage_sections=False,
     )
     drafts: list[tuple[str, list[Element], str | None]] = []
     pending_heading = ""
@@ -114,17 +117,21 @@ def chunk_page(
                 SECTION_SEPARATOR.join(getattr(body.metadata, "section_path", None) or []) or None,
                 getattr(body.metadata, "anchor", None),
                 body.text,
+                body.metadata.page_number,
             )
         )
     ids = assign_chunk_ids(
-        [f"{section}\n{draft[0]}" for (section, _, _), draft in zip(sections, drafts, strict=True)]
+        [
+            f"{section}\n{draft[0]}"
+            for (section, _, _, _), draft in zip(sections, drafts, strict=True)
+        ]
     )
     base = page_url.split("#")[0]
     chunks = []
-    for chunk_id, (text, _, html), (section, anchor, first_text) in zip(
+    for chunk_id, (text, _, html), (section, anchor, first_text, page) in zip(
         ids, drafts, sections, strict=True
     ):
-        link = f"{base}#{anchor}" if anchor else text_fragment(base, first_text)
+        link = _deep_link(base, anchor, first_text, page)
         chunks.append(
             Chunk(
                 chunk_id=chunk_id,
@@ -139,6 +146,15 @@ def chunk_page(
                 title=title,
                 section=section,
                 table_html=html,
+                page_number=page,
             )
         )
     return chunks
+
+
+def _deep_link(base: str, anchor: str | None, first_text: str, page: int | None) -> str:
+    """Where a chunk starts: its PDF page (``#page=N``, which PDF viewers open at), else its
+    heading's id, else a text fragment of its first words."""
+    if page is not None:
+        return f"{base}#page={page}"
+    return f"{base}#{anchor}" if anchor else text_fragment(base, first_text)

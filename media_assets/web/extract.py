@@ -28,6 +28,7 @@ class PageElement:
     level: int = 0  # heading level 1-6 for titles
     html: str | None = None  # tables keep their HTML
     anchor: str | None = None  # id a deep link can point at (headings)
+    page_number: int | None = None  # in a PDF: the page it is on (a deep link opens that page)
 
     def record(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, 0)}
@@ -69,12 +70,21 @@ def heading_anchors(html: str) -> dict[str, str]:
 
 
 def _table(node: etree._Element) -> PageElement | None:
-    rows = []
-    for row in node.iter("row"):
-        cells = [_clean("".join(cell.itertext())) for cell in row.iter("cell")]
-        header = [cell.get("role") == "head" for cell in row.iter("cell")]
-        if any(cells):
-            rows.append((cells, header))
+    return table_element(
+        [
+            (
+                [_clean("".join(cell.itertext())) for cell in row.iter("cell")],
+                [cell.get("role") == "head" for cell in row.iter("cell")],
+            )
+            for row in node.iter("row")
+        ]
+    )
+
+
+def table_element(rows: list[tuple[list[str], list[bool]]]) -> PageElement | None:
+    """A table from its rows, each as (cell texts, whether each cell is a header cell); rows with
+    no text are dropped, and a table without any is no table."""
+    rows = [(cells, header) for cells, header in rows if any(cells)]
     if not rows:
         return None
     html_rows = "".join(

