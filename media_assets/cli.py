@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from media_assets.enrich import OTHER_TOPIC, TOPICS
+
 DEMO_PORT = 8765
 
 
@@ -65,6 +67,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         kind=args.kind,
         mode=args.mode,
         min_score=args.min_score,
+        entity=getattr(args, "entity", None),
+        topic=getattr(args, "topic", None),
     )
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=1, default=str))
@@ -84,15 +88,9 @@ def cmd_moments(args: argparse.Namespace) -> int:
     query = MomentQuery(
         said=args.said, on_screen=args.on_screen, speaker=args.speaker, entity=args.entity
     )
-    later = "--entity is not applied yet: entities are extracted with issue 12, point 6"
     if not query.conditions:
-        print(
-            "error: give --said, --on-screen or --speaker" + (f" ({later})" if args.entity else ""),
-            file=sys.stderr,
-        )
+        print("error: give --said, --on-screen, --speaker or --entity", file=sys.stderr)
         return 2
-    if args.entity:
-        print(f"note: {later}", file=sys.stderr)
     res = _resources()
     moments = find_moments(query, res["moments_index"], res["embedder"], k=args.k)
     if args.json:
@@ -292,15 +290,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="leave out results whose relevance (0 to 1, the same scale for every query) is lower",
     )
+    p.add_argument("--entity", help="only chunks naming this entity (its words, any case: 'curie')")
+    p.add_argument("--topic", choices=[*TOPICS, OTHER_TOPIC], help="only chunks of this class")
     p.set_defaults(func=cmd_search)
     p = sub.add_parser(
         "moments",
-        help="moments of videos where everything given holds at once (said, on screen, speaker)",
+        help="moments of videos where everything given holds at once (said, on screen, speaker, "
+        "entity)",
     )
     p.add_argument("--said", help="words heard (a paraphrase will do; numbers either way)")
     p.add_argument("--on-screen", help="words seen on screen (OCR's misread letters tolerated)")
     p.add_argument("--speaker", help="a speaker's name or label (e.g. SPEAKER_01)")
-    p.add_argument("--entity", help="a named entity (not applied yet: issue 12, point 6)")
+    p.add_argument("--entity", help="a named entity said or shown (its words, any case)")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_moments)

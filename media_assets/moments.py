@@ -22,8 +22,8 @@ How a query is answered:
 5. When no bucket holds ``said`` above its floor together with the other conditions, ``said``
    only ranks the buckets where the others hold, and the moments say ``relaxed``.
 
-``entity`` is accepted but not applied yet: entities are extracted with issue 12, point 6 (the
-index already has the column, empty until then).
+``entity`` holds in a bucket where a name said (in its sentence) or shown there, found by spaCy
+(``media_assets/enrich.py``), holds the query's words in a row: "curie" finds "Marie Curie".
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from media_assets.enrich import entity_key
 from media_assets.video.chunk import deep_link
 from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
 from resources.embedder import Embedder
@@ -67,12 +68,17 @@ class MomentQuery:
     said: str | None = None
     on_screen: str | None = None
     speaker: str | None = None
-    entity: str | None = None  # not applied until entities are extracted (issue 12, point 6)
+    entity: str | None = None
 
     @property
     def conditions(self) -> list[str]:
         """The conditions that are applied, leading one first."""
-        given = {"said": self.said, "on_screen": self.on_screen, "speaker": self.speaker}
+        given = {
+            "said": self.said,
+            "on_screen": self.on_screen,
+            "speaker": self.speaker,
+            "entity": self.entity,
+        }
         return [name for name, value in given.items() if value and value.strip()]
 
 
@@ -164,6 +170,15 @@ class _Scorer:
             return 0.0, False, None
         return 1.0, True, (min(t["start_s"] for t in turns), max(t["end_s"] for t in turns))
 
+    def entity(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+        wanted = f" {entity_key(self.query.entity or '')} "
+        if not wanted.strip() or wanted not in (row.get("entity_terms") or ""):
+            return 0.0, False, None
+        named = [a for a in _annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "]
+        if not named:
+            return 1.0, True, None
+        return 1.0, True, (min(a["start_s"] for a in named), max(a["end_s"] for a in named))
+
     def score(self, match: Candidate) -> _Scored:
         scores, holds, extent = {}, True, None
         for i, condition in enumerate(self.conditions):
@@ -171,6 +186,8 @@ class _Scorer:
                 score, ok, where = self.said(match.row, match.vector)
             elif condition == "on_screen":
                 score, ok, where = self.on_screen(match.row)
+            elif condition == "entity":
+                score, ok, where = self.entity(match.row)
             else:
                 score, ok, where = self.speaker(match.row)
             scores[condition] = score
@@ -299,10 +316,7 @@ def find_moments(
     """The ``k`` best moments where every condition of ``query`` holds at once, best first."""
     conditions = query.conditions
     if not conditions:
-        raise ValueError(
-            "a moment query needs --said, --on-screen or --speaker (entities are not "
-            "extracted yet: issue 12, point 6)"
-        )
+        raise ValueError("a moment query needs --said, --on-screen, --speaker or --entity")
     vector = embedder.embed_query(query.said) if query.said else None
     candidates: list[Candidate] = []
     if query.said:
@@ -312,6 +326,8 @@ def find_moments(
         candidates += index.text_matches("on_screen", normalize(query.on_screen), limit=POOL)
     if query.speaker:
         candidates += index.text_matches("speaker", query.speaker, limit=POOL)
+    if query.entity:
+        candidates += index.text_matches("entity", entity_key(query.entity), limit=POOL)
     lead = conditions[0]
     for said_floor in (SAID_FLOOR, 0.0):
         # When nothing said clears the floor where the other conditions hold (a phrase the

@@ -26,6 +26,9 @@ class SearchResult:
     start_s: float | None = None
     end_s: float | None = None
     speakers: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    topic: str | None = None  # content class (media_assets/enrich.py TOPICS)
 
 
 def _snippet(text: str) -> str:
@@ -42,9 +45,12 @@ def search(
     kind: str | None = None,
     mode: SearchMode = "hybrid",
     min_score: float = 0.0,
+    entity: str | None = None,
+    topic: str | None = None,
 ) -> list[SearchResult]:
     """The ``k`` most relevant chunks for ``query``, best first, leaving out those whose
-    relevance is below ``min_score``."""
+    relevance is below ``min_score``; only chunks naming ``entity`` (its words, any case:
+    "curie" finds "Marie Curie") and of content class ``topic``, when given."""
     vector = embedder.embed_query(query) if mode != "text" else None
     return [
         SearchResult(
@@ -61,8 +67,13 @@ def search(
             start_s=hit.row.get("start_s"),
             end_s=hit.row.get("end_s"),
             speakers=tuple(hit.row.get("speakers") or ()),
+            entities=tuple(hit.row.get("entities") or ()),
+            keywords=tuple(hit.row.get("keywords") or ()),
+            topic=hit.row.get("topic"),
         )
-        for hit in index.search(query, vector, k=k, kind=kind, mode=mode)
+        for hit in index.search(
+            query, vector, k=k, kind=kind, mode=mode, entity=entity, topic=topic
+        )
         if hit.score >= min_score
     ]
 
@@ -73,8 +84,10 @@ def format_result(rank: int, result: SearchResult) -> str:
         where = f"{result.start_s:.0f}s-{result.end_s or result.start_s:.0f}s"
         if result.speakers:
             where += f" · {', '.join(result.speakers)}"
+    about = ", ".join([*([result.topic] if result.topic else []), *result.entities[:4]])
     return (
         f"{rank}. [{result.score:.3f}] {result.title or result.source_url}"
         + (f" — {where}" if where else "")
+        + (f"\n   ({about})" if about else "")
         + f"\n   {result.snippet}\n   {result.deep_link}"
     )

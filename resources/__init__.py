@@ -29,6 +29,8 @@
 - ``MEDIA_ASSETS_VIDEO_EXTRACTORS``: yt-dlp extractors to try (default all)
 - ``MEDIA_ASSETS_WHISPER_DIR``: a CTranslate2 Whisper model folder (default tiny.en, shipped)
 - ``MEDIA_ASSETS_OCR_LANGUAGE``: Tesseract language(s) for on-screen text (default ``eng``)
+- ``MEDIA_ASSETS_PII``: personal-data gate at the chunk stage: ``off`` (default), ``flag``,
+  ``redact`` or ``drop`` (media_assets/pii.py)
 
 Production backends (each selected by one variable; see the README's Production section):
 
@@ -46,7 +48,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from media_assets.pii import PII_ENV, parse_policy
 from resources.embedder import Embedder, SentenceTransformerEmbedder
+from resources.enrichment import TextEnrichment
 from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import LanceDBIndex, VectorIndex
 from resources.io_manager import ArtifactIOManager
@@ -200,6 +204,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "speech": speech_from(env),
         "diarizer": diarizer_from(env),
         "vision": vision_from(env),
+        # An unknown policy fails here, naming MEDIA_ASSETS_PII, before any run starts.
+        "text_enrichment": TextEnrichment(pii=parse_policy(env.get(PII_ENV))),
         "manifest": ManifestSource(
             path=env.get("MEDIA_ASSETS_MANIFEST", ""),
             batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),
@@ -217,6 +223,7 @@ __all__ = [
     "MomentsIndex",
     "ObjectStore",
     "SpeechToText",
+    "TextEnrichment",
     "VectorIndex",
     "VideoPolicy",
     "Vision",

@@ -41,7 +41,58 @@ ROW_FIELDS: list[tuple[str, str]] = [
     ("content_sha256", "string"),
     ("pipeline_version", "string"),
     ("embedding_model", "string"),
+    # Enrichment (media_assets/enrich.py): entity names and the string a filter reads, keywords,
+    # content class; the PII policy in force and what it found per type (JSON).
+    ("entities", "list<string>"),
+    ("entity_terms", "string"),
+    ("keywords", "list<string>"),
+    ("topic", "string"),
+    ("topic_score", "double"),
+    ("pii_policy", "string"),
+    ("pii", "string"),
 ]
+ENRICHMENT_FIELDS = ROW_FIELDS[-7:]
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows a search may return: of one kind, with an entity whose name holds the words of
+    ``entity`` (``media_assets.enrich.entity_pattern``), of one content class."""
+
+    kind: str | None = None
+    entity: str | None = None
+    topic: str | None = None
+
+    def __post_init__(self) -> None:
+        from media_assets.enrich import OTHER_TOPIC, TOPICS
+
+        if self.topic is not None and self.topic not in (*TOPICS, OTHER_TOPIC):
+            raise ValueError(
+                f"--topic {self.topic!r} is not a content class: use one of "
+                f"{', '.join([*TOPICS, OTHER_TOPIC])}"
+            )
+
+    @property
+    def entity_pattern(self) -> str | None:
+        from media_assets.enrich import entity_pattern
+
+        return entity_pattern(self.entity) if self.entity else None
+
+    def sql(self) -> str | None:
+        """The filter as a LanceDB ``where`` clause (None: every row). Only the known kinds and
+        classes and an entity's word characters reach it."""
+        clauses = []
+        if self.kind in ("web", "video"):
+            clauses.append(f"kind = '{self.kind}'")
+        if self.entity is not None:
+            pattern = self.entity_pattern
+            clauses.append(f"entity_terms LIKE '{pattern}'" if pattern else "false")
+        if self.topic is not None:
+            clauses.append(f"topic = '{self.topic}'")
+        return " AND ".join(clauses) or None
+
+
+ANY_ROW = RowFilter()
 
 
 @dataclass(frozen=True)
@@ -126,13 +177,13 @@ class VectorIndex(dg.ConfigurableResource, ABC):
     def delete_sources(self, source_keys: Sequence[str]) -> int: ...
 
     @abstractmethod
-    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+    def text_matches(self, text: str, *, limit: int, where: RowFilter = ANY_ROW) -> list[Match]:
         """Best rows by BM25 over the chunk text, scored as the engine scores them (LanceDB
         stems English words, ``FTS_OPTIONS``); none when ``text`` has no searchable term."""
 
     @abstractmethod
     def vector_matches(
-        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+        self, vector: np.ndarray, *, limit: int, where: RowFilter = ANY_ROW
     ) -> list[Match]:
         """Nearest rows by cosine similarity (the score)."""
 
@@ -154,19 +205,22 @@ class VectorIndex(dg.ConfigurableResource, ABC):
         k: int = 5,
         kind: str | None = None,
         mode: SearchMode = "hybrid",
+        entity: str | None = None,
+        topic: str | None = None,
     ) -> list[SearchHit]:
-        """The ``k`` most relevant rows, best first. Relevance is cosine similarity (``vector``),
-        the BM25 share of the query's ceiling (``text``), or their convex combination
-        (``hybrid``): between 0 and 1 and comparable across queries, so one threshold can serve
-        them all."""
-        kind = kind if kind in ("web", "video") else None
+        """The ``k`` most relevant rows, best first, of those that pass the filters (``kind``,
+        an ``entity`` named in the row, a content class ``topic``). Relevance is cosine similarity
+        (``vector``), the BM25 share of the query's ceiling (``text``), or their convex
+        combination (``hybrid``): between 0 and 1 and comparable across queries, so one
+        threshold can serve them all."""
+        where = RowFilter(kind if kind in ("web", "video") else None, entity, topic)
         if mode == "vector":
             return [
                 SearchHit(semantic_relevance(m.score), m.row)
-                for m in self.vector_matches(np.asarray(vector), limit=k, kind=kind)
+                for m in self.vector_matches(np.asarray(vector), limit=k, where=where)
             ]
         lexical = self.text_matches(
-            text, limit=k if mode == "text" else max(k, HYBRID_POOL), kind=kind
+            text, limit=k if mode == "text" else max(k, HYBRID_POOL), where=where
         )
         ceiling = self.term_ceiling(text) if lexical else 0.0
         if mode == "text":
@@ -176,7 +230,7 @@ class VectorIndex(dg.ConfigurableResource, ABC):
         candidates = {m.key: m for m in lexical}
         candidates.update(
             (m.key, m)
-            for m in self.vector_matches(query, limit=max(k, HYBRID_POOL), kind=kind)
+            for m in self.vector_matches(query, limit=max(k, HYBRID_POOL), where=where)
             if m.key not in candidates
         )
         bm25 = {m.key: m.score for m in lexical}
@@ -261,6 +315,14 @@ class LanceDBIndex(VectorIndex):
             return None
         return db.create_table(self.table_name, schema=self._schema(dimension), exist_ok=True)
 
+    def _add_missing_columns(self, table: Any) -> None:
+        """Columns this code writes that an index made by an earlier version lacks (the
+        enrichment's), added empty: its rows get them when their source is written again."""
+        wanted = self._schema(self.dimension() or 1)
+        missing = [f for f in wanted if f.name not in table.schema.names]
+        if missing:
+            table.add_columns(missing)
+
     def _update_text_index(self, table: Any) -> None:
         """Build the BM25 index at the first write, or again when ``FTS_OPTIONS`` changed; later
         writes add their rows to it. Rows left out of it would still be found, by a slower scan
@@ -290,6 +352,7 @@ class LanceDBIndex(VectorIndex):
             return IndexWrite(0, before)
         import pyarrow as pa
 
+        self._add_missing_columns(table)
         schema = table.schema
         columns = {name: [row.get(name) for row in rows] for name, _ in ROW_FIELDS}
         columns["vector"] = list(vectors.astype(np.float32))
@@ -334,9 +397,9 @@ class LanceDBIndex(VectorIndex):
             total += self._term_scores[version, term]
         return total
 
-    def _matches(self, query: Any, score_field: str, kind: str | None, limit: int) -> list[Match]:
-        if kind in ("web", "video"):
-            query = query.where(f"kind = '{kind}'", prefilter=True)
+    def _matches(self, query: Any, score_field: str, where: RowFilter, limit: int) -> list[Match]:
+        if clause := where.sql():
+            query = query.where(clause, prefilter=True)
         matches = []
         for row in query.limit(limit).to_list():
             score = float(row.pop(score_field))
@@ -345,20 +408,20 @@ class LanceDBIndex(VectorIndex):
             matches.append(Match(fields, vector, score))
         return matches
 
-    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+    def text_matches(self, text: str, *, limit: int, where: RowFilter = ANY_ROW) -> list[Match]:
         table = self._table()
         if table is None or not TERM.search(text):
             return []
-        return self._matches(table.search(text, query_type="fts"), "_score", kind, limit)
+        return self._matches(table.search(text, query_type="fts"), "_score", where, limit)
 
     def vector_matches(
-        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+        self, vector: np.ndarray, *, limit: int, where: RowFilter = ANY_ROW
     ) -> list[Match]:
         table = self._table()
         if table is None:
             return []
         query = table.search(vector, query_type="vector").distance_type("cosine")
-        matches = self._matches(query, "_distance", kind, limit)
+        matches = self._matches(query, "_distance", where, limit)
         # LanceDB's cosine distance is 1 - cosine similarity.
         return [Match(m.row, m.vector, 1.0 - m.score) for m in matches]
 

@@ -25,7 +25,7 @@ from resources.weaviate_index import WeaviateConnection
 if TYPE_CHECKING:
     import pyarrow as pa
 
-TextField = Literal["said", "on_screen", "speaker"]
+TextField = Literal["said", "on_screen", "speaker", "entity"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ TEXT_COLUMNS: dict[TextField, str] = {
     "said": "said_terms",
     "on_screen": "on_screen_terms",
     "speaker": "speaker_names",
+    "entity": "entity_terms",
 }
 # Arrow's type names, as in resources/index.py; the row is media_assets/video/moments.MomentRow
 # plus the embedding model.
@@ -74,7 +75,14 @@ MOMENT_FIELDS: list[tuple[str, str]] = [
     ("models", "list<string>"),
     ("annotations", "string"),
     ("embedding_model", "string"),
+    # Enrichment (media_assets/enrich.py): entity names as filters read them, keywords said, the
+    # sentence's content class.
+    ("entity_terms", "string"),
+    ("keywords", "list<string>"),
+    ("topic", "string"),
 ]
+# The vector index's name, followed by ``_p`` and its number of partitions.
+VECTOR_INDEX = "vector_ivf_pq"
 # Text on screen is matched by character trigrams: "Stlr more" still shares most of "Stir
 # more"'s. Speaker names are matched as whole words, neither stemmed nor dropped as stop words.
 FTS_BY_COLUMN: dict[str, dict[str, Any]] = {
@@ -97,6 +105,8 @@ FTS_BY_COLUMN: dict[str, dict[str, Any]] = {
         "ascii_folding": True,
     },
 }
+# Entity names are matched as whole words, as speaker names are.
+FTS_BY_COLUMN["entity_terms"] = FTS_BY_COLUMN["speaker_names"]
 
 
 class MomentsIndex(dg.ConfigurableResource, ABC):
@@ -307,6 +317,7 @@ class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
             "said_terms": Tokenization.WORD,
             "on_screen_terms": Tokenization.TRIGRAM,
             "speaker_names": Tokenization.LOWERCASE,
+            "entity_terms": Tokenization.WORD,
         }
         return [
             Property(

@@ -20,10 +20,12 @@ import numpy as np
 from pydantic import PrivateAttr
 
 from resources.index import (
+    ANY_ROW,
     ROW_FIELDS,
     TERM,
     IndexWrite,
     Match,
+    RowFilter,
     VectorIndex,
     _check_keys,
 )
@@ -31,10 +33,25 @@ from resources.index import (
 MAX_ROWS_PER_SOURCE = 10_000
 
 
-def _kind_filter(kind: str | None) -> Any:
+def _row_filter(where: RowFilter) -> Any:
+    """``where`` as a Weaviate filter: the same rows LanceDB's clause (``RowFilter.sql``) keeps;
+    ``entity_terms`` is a whole-field string, so ``like`` reads it as LanceDB's ``LIKE`` does."""
     from weaviate.classes.query import Filter
 
-    return Filter.by_property("kind").equal(kind) if kind in ("web", "video") else None
+    filters = []
+    if where.kind in ("web", "video"):
+        filters.append(Filter.by_property("kind").equal(where.kind))
+    if where.entity is not None:
+        pattern = where.entity_pattern
+        # no name holds a query without words: a filter nothing passes
+        filters.append(
+            Filter.by_property("entity_terms").like(pattern.replace("%", "*"))
+            if pattern
+            else Filter.by_property("source_key").equal("")
+        )
+    if where.topic is not None:
+        filters.append(Filter.by_property("topic").equal(where.topic))
+    return Filter.all_of(filters) if len(filters) > 1 else (filters[0] if filters else None)
 
 
 def chunk_uuid(source_key: str, chunk_id: str) -> str:
@@ -195,7 +212,7 @@ class WeaviateIndex(WeaviateConnection, VectorIndex):
             )
         return matches
 
-    def text_matches(self, text: str, *, limit: int, kind: str | None = None) -> list[Match]:
+    def text_matches(self, text: str, *, limit: int, where: RowFilter = ANY_ROW) -> list[Match]:
         from weaviate.classes.query import MetadataQuery
 
         collection = self._collection()
@@ -206,14 +223,14 @@ class WeaviateIndex(WeaviateConnection, VectorIndex):
             # the chunk text alone, as LanceDB's index: title and section would weigh twice
             query_properties=["text"],
             limit=limit,
-            filters=_kind_filter(kind),
+            filters=_row_filter(where),
             include_vector=True,
             return_metadata=MetadataQuery(score=True),
         )
         return self._matches(found, lambda obj: float(obj.metadata.score or 0.0))
 
     def vector_matches(
-        self, vector: np.ndarray, *, limit: int, kind: str | None = None
+        self, vector: np.ndarray, *, limit: int, where: RowFilter = ANY_ROW
     ) -> list[Match]:
         from weaviate.classes.query import MetadataQuery
 
@@ -223,7 +240,7 @@ class WeaviateIndex(WeaviateConnection, VectorIndex):
         found = collection.query.near_vector(
             near_vector=np.asarray(vector).tolist(),
             limit=limit,
-            filters=_kind_filter(kind),
+            filters=_row_filter(where),
             include_vector=True,
             return_metadata=MetadataQuery(distance=True),
         )

@@ -35,6 +35,7 @@ from media_assets.video.moments import (
 from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
 from partitions import videos
 from resources.embedder import SentenceTransformerEmbedder
+from resources.enrichment import TextEnrichment
 from resources.io_manager import ArtifactIOManager, ArtifactStore
 from resources.moments_index import LanceDBMomentsIndex, MomentsIndex, WeaviateMomentsIndex
 from resources.speech import FasterWhisperSpeech
@@ -259,6 +260,7 @@ def test_a_new_ocr_version_for_one_video_fuses_only_that_video_again(tmp_path: P
         "video_policy": VideoPolicy(),
         "speech": FasterWhisperSpeech(),
         "embedder": SentenceTransformerEmbedder(),
+        "text_enrichment": TextEnrichment(),
     }
     both = {
         "dagster/asset_partition_range_start": KEY,
@@ -436,8 +438,9 @@ def test_a_neighbouring_sentence_that_matches_less_well_is_not_merged(indexed, e
     assert (top.start_s, top.end_s) == (13.1, 18.9)
 
 
-def test_the_command_line_wants_a_condition() -> None:
-    assert cli.main(["moments", "--entity", "Ethiopia"]) == 2
+def test_the_command_line_wants_a_condition(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["moments", "--k", "3"]) == 2
+    assert "--entity" in capsys.readouterr().err
 
 
 # --- the dev fixture, end to end --------------------------------------------------------------

@@ -12,6 +12,8 @@ import dagster as dg
 import numpy as np
 
 from media_assets.assets.common import Record, join_inputs, run_stage, url_asset
+from media_assets.enrich import classify, topic_vectors
+from media_assets.pii import PiiPolicy
 from media_assets.video.moments import (
     BUCKET_S,
     Engines,
@@ -20,19 +22,31 @@ from media_assets.video.moments import (
     annotations_from_artifacts,
     fuse,
     moment_rows,
+    text_annotations,
 )
 from partitions import videos
 from resources.embedder import Embedder
+from resources.enrichment import TextEnrichment
 from resources.moments_index import MomentsIndex
 from resources.speech import SpeechToText
 from resources.storage import ObjectStore
 from resources.video import VideoPolicy
 
 
-def moments_record(key: str, source: Record, engines: Engines, bucket_s: float) -> Record:
-    annotations = annotations_from_artifacts(key, source, engines)
-    moments = fuse(key, annotations, float(source["chapters"]["duration_s"]), bucket_s)
-    return {"status": "ok", "source_url": source["source_url"], **moments.record()}
+def moments_record(
+    key: str, source: Record, engines: Engines, bucket_s: float, policy: PiiPolicy = "off"
+) -> Record:
+    """The video's annotations through the PII gate, with entities and keywords added, fused."""
+    gate = text_annotations(key, annotations_from_artifacts(key, source, engines), policy)
+    moments = fuse(key, gate.annotations, float(source["chapters"]["duration_s"]), bucket_s)
+    return {
+        "status": "ok",
+        "source_url": source["source_url"],
+        **moments.record(),
+        "pii_policy": policy,
+        "pii_found": gate.pii_found,
+        "pii_dropped": gate.pii_dropped,
+    }
 
 
 @url_asset(partitions_def=videos, group_name="video", code_version="1", kinds={"python"})
@@ -42,6 +56,7 @@ def video_moments(
     speech: SpeechToText,
     embedder: Embedder,
     object_store: ObjectStore,
+    text_enrichment: TextEnrichment,
     captions: dict[str, Record],
     transcript: dict[str, Record],
     speaker_turns: dict[str, Record],
@@ -50,8 +65,9 @@ def video_moments(
     chapters: dict[str, Record],
 ) -> dg.Output:
     """Every model's output as timed annotations of one shape (words, speaker turns, on-screen
-    text, scenes, key frames, chapters), placed in 1 s buckets (half-open): one record per
-    (video, second) with its annotations nested by model."""
+    text, scenes, key frames, chapters, and the entities and keywords said or shown, after the
+    PII gate), placed in 1 s buckets (half-open): one record per (video, second) with its
+    annotations nested by model."""
     engines = Engines(
         speech=speech.engine_id,
         key_frames=video_policy.frames(),
@@ -68,12 +84,21 @@ def video_moments(
             frame_text=frame_text,
             chapters=chapters,
         ),
-        lambda key, source: moments_record(key, source, engines, BUCKET_S),
-        settings={"engines": asdict(engines), "bucket_s": BUCKET_S},
+        lambda key, source: moments_record(key, source, engines, BUCKET_S, text_enrichment.policy),
+        settings={
+            "engines": asdict(engines),
+            "bucket_s": BUCKET_S,
+            **text_enrichment.settings(),
+        },
         preview=lambda r: {
             "buckets": len(r["buckets"]),
             "annotations": ", ".join(f"{t} {n}" for t, n in sorted(r["counts"].items())),
             "models": ", ".join(f"{m} {v}" for m, v in sorted(r["models"].items())),
+            **(
+                {"pii_found": ", ".join(f"{t} {n}" for t, n in r["pii_found"].items()) or "none"}
+                if r.get("pii_policy", "off") != "off"
+                else {}
+            ),
         },
     )
 
@@ -91,9 +116,15 @@ def index_moments(key: str, source: Record, embedder: Embedder, index: MomentsIn
     )
     sentences = sorted({row.context for row in rows})
     vectors = dict(zip(sentences, embedder.embed_documents(sentences), strict=True))
+    # Each sentence's content class, from the vector just made.
+    classes = classify(np.vstack([vectors[s] for s in sentences]), topic_vectors(embedder))
+    topics = {s: c for s, (c, _) in zip(sentences, classes, strict=True) if s}
     write = index.replace_source(
         key,
-        [{**row.record(), "embedding_model": embedder.model_id} for row in rows],
+        [
+            {**row.record(), "embedding_model": embedder.model_id, "topic": topics.get(row.context)}
+            for row in rows
+        ],
         np.vstack([vectors[row.context] for row in rows]),
     )
     return {

@@ -1,17 +1,21 @@
-"""The shared tail of both chains, built once by a factory: chunks -> embeddings -> index rows."""
+"""The shared tail of both chains, built once by a factory: chunks -> embeddings -> index rows;
+and what every chunk stage adds to its chunks (entities, keywords, the PII gate)."""
 
-from collections.abc import Mapping
-from typing import Literal
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
 
-from media_assets import deadletters
+from media_assets import deadletters, enrich
 from media_assets.assets.common import (
     Checkpoints,
     Record,
     StageEvents,
     batch_output,
+    chunks_preview,
     is_ok,
     record_hash,
     skipped,
@@ -20,6 +24,7 @@ from media_assets.assets.common import (
 )
 from media_assets.chunks import embedding_text
 from resources.embedder import Embedder
+from resources.enrichment import TextEnrichment
 from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
@@ -27,6 +32,46 @@ EMBEDDING_SIDECARS = {"vectors": "parquet"}
 # Names the resource whose engine does an asset's work; definitions.py adds that engine's kind
 # (onnx or cohere, lancedb or weaviate), which is known only once the resources are.
 ENGINE_TAG = "media_assets/engine"
+
+
+def enriched(
+    work: Callable[[str, Record], Record], enrichment: TextEnrichment
+) -> Callable[[str, Record], Record]:
+    """A chunk stage's ``work`` followed by the enrichment and the PII gate (before anything is
+    embedded): each chunk gets its entities, keywords, the policy in force and what it found;
+    the record gets their summary. Run once per chunk record: reused with it while its input
+    and ``enrichment.settings()`` are unchanged."""
+    policy = enrichment.policy
+
+    def run(key: str, source: Record) -> Record:
+        record = work(key, source)
+        if not is_ok(record):
+            return record
+        result = enrich.enrich_chunks(record["chunks"], policy)
+        return {**record, "chunks": result.chunks, "enrichment": result.summary}
+
+    return run
+
+
+def enriched_preview(record: Record) -> dict[str, Any]:
+    """A chunk partition's metadata in the UI: its chunks, top entities and keywords, and under
+    a PII policy what it found (and dropped)."""
+    summary = record.get("enrichment") or {}
+    preview = {
+        **chunks_preview(record),
+        "top_entities": ", ".join(summary.get("top_entities", [])),
+        "top_keywords": ", ".join(summary.get("top_keywords", [])),
+    }
+    if summary.get("pii_policy", "off") != "off":
+        found = summary.get("pii_found", {})
+        preview["pii_policy"] = summary["pii_policy"]
+        preview["pii_found"] = ", ".join(f"{t} {n}" for t, n in found.items()) or "none"
+        preview["pii_dropped_chunks"] = summary.get("pii_dropped", 0)
+    return preview
+
+
+def topic_counts(topics: Any) -> str:
+    return ", ".join(f"{t} {n}" for t, n in Counter(topics).most_common())
 
 
 def embed_records(
@@ -44,7 +89,9 @@ def embed_records(
         if not is_ok(record):
             records[key] = skipped(upstream, record)
             continue
-        sha = record_hash({**record, "embedding_model": embedder.model_id})
+        sha = record_hash(
+            {**record, "embedding_model": embedder.model_id, "taxonomy": enrich.TAXONOMY_VERSION}
+        )
         stored = checkpoints.reuse(key, sha)
         if stored:
             records[key] = stored
@@ -85,10 +132,35 @@ def embed_records(
         vectors = embedder.embed_documents([text for _, _, text in pending])
         for (key, row, _), vector in zip(pending, vectors, strict=True):
             frames[key].at[row, "vector"] = vector
+    prototypes = enrich.topic_vectors(embedder) if frames else None
     for key, frame in frames.items():
         frame["vector"] = [np.asarray(v, dtype=np.float32) for v in frame["vector"]]
+        # Each chunk's content class, from the vector just made (or kept): nothing embedded twice.
+        matrix = np.vstack(frame["vector"]) if len(frame) else np.zeros((0, 1), np.float32)
+        classes = enrich.classify(matrix, prototypes) if len(frame) else []
+        frame["topic"] = [c for c, _ in classes]
+        frame["topic_score"] = [s for _, s in classes]
         records[key]["vectors"] = frame
+        records[key]["topics"] = dict(Counter(frame["topic"]))
     return records
+
+
+def index_row(chunk: Record, topic: str | None, topic_score: float | None, model: str) -> Record:
+    """A chunk as the index stores it: its fields, the entity names and the string filters read,
+    its content class, and what the PII gate found as JSON (a map fits no column type that
+    every backend shares)."""
+    names = [e["text"] for e in chunk.get("entities", [])]
+    return {
+        **chunk,
+        "embedding_model": model,
+        "entities": names,
+        "entity_terms": enrich.entity_terms(names),
+        "keywords": list(chunk.get("keywords", [])),
+        "topic": topic,
+        "topic_score": topic_score,
+        "pii_policy": chunk.get("pii_policy", "off"),
+        "pii": json.dumps(chunk.get("pii", {}), sort_keys=True),
+    }
 
 
 def index_records(
@@ -103,10 +175,14 @@ def index_records(
         if not is_ok(emb):
             records[key] = skipped("embeddings", emb)
             continue
-        by_chunk = dict(zip(emb["vectors"]["chunk_id"], emb["vectors"]["vector"], strict=True))
+        frame = emb["vectors"]
+        by_chunk = dict(zip(frame["chunk_id"], frame["vector"], strict=True))
+        classes = zip(frame["topic"], frame["topic_score"], strict=True) if "topic" in frame else ()
+        topics = dict(zip(frame["chunk_id"], classes, strict=False))
         source_chunks = chunks[key]["chunks"]
         for chunk in source_chunks:
-            rows.append({**chunk, "embedding_model": emb["model"]})
+            topic, score = topics.get(chunk["chunk_id"], (None, None))
+            rows.append(index_row(chunk, topic, score, emb["model"]))
             vectors.append(np.asarray(by_chunk[chunk["chunk_id"]], dtype=np.float32))
         replace.append(key)
         records[key] = {
@@ -115,12 +191,19 @@ def index_records(
             "rows": len(source_chunks),
             "model": emb["model"],
             "chunk_ids": [c["chunk_id"] for c in source_chunks],
+            "topics": dict(Counter(str(r["topic"]) for r in rows[-len(source_chunks) :]))
+            if source_chunks
+            else {},
         }
     matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
     if vectors:  # a model whose vectors the index cannot hold is a configuration error
         index.check_dimension(matrix.shape[1], str(rows[0]["embedding_model"]))
     write = index.replace_sources(rows, matrix, replace)
-    return records, {"rows_upserted": write.upserted, "rows_deleted": write.deleted}
+    return records, {
+        "rows_upserted": write.upserted,
+        "rows_deleted": write.deleted,
+        "content_classes": topic_counts(str(r["topic"]) for r in rows),
+    }
 
 
 def build_index_tail(
@@ -160,6 +243,7 @@ def build_index_tail(
                 "model": r["model"],
                 "embedded": r["embedded"],
                 "vectors_reused": r["vectors_reused"],
+                "content_classes": topic_counts(r.get("topics", {})),
             },
         )
 
@@ -185,7 +269,12 @@ def build_index_tail(
         with timed() as clock:
             records, totals = index_records(chunks, embeddings, vector_index)
         yield from batch_output(
-            context, checkpoints, records, clock["seconds"], lambda r: {"rows": r["rows"]}, **totals
+            context,
+            checkpoints,
+            records,
+            clock["seconds"],
+            lambda r: {"rows": r["rows"], "content_classes": topic_counts(r.get("topics", {}))},
+            **totals,
         )
         # Only once the batch materialized (a failed one raised above): these URLs made it
         # through the whole chain.

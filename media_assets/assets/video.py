@@ -18,7 +18,6 @@ from media_assets.assets.common import (
     Record,
     batch_output,
     blob_store,
-    chunks_preview,
     is_ok,
     join_inputs,
     run_stage,
@@ -26,6 +25,7 @@ from media_assets.assets.common import (
     timed,
     url_asset,
 )
+from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
 from media_assets.egress import EGRESS_HEADER, Limits, egress_session, raise_for_refusal
 from media_assets.retry import with_retries
@@ -47,6 +47,7 @@ from media_assets.video.timeline import (
 from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
 from partitions import videos
 from resources.embedder import Embedder
+from resources.enrichment import TextEnrichment
 from resources.fetch import FetchPolicy
 from resources.io_manager import ArtifactStore
 from resources.speech import Diarizer, SpeechToText, Vision
@@ -606,16 +607,18 @@ def video_chunks_record(key: str, source: Record) -> Record:
 def video_chunks(
     context: dg.AssetExecutionContext,
     object_store: ObjectStore,
+    text_enrichment: TextEnrichment,
     video_info: dict[str, Record],
     chapters: dict[str, Record],
     video_segments: dict[str, Record],
 ) -> dg.Output:
     """Time-coded chunks in the common schema, each linking to its moment (``#t=`` or the
-    platform's own time parameter)."""
+    platform's own time parameter), with entities, keywords and the PII policy applied."""
     return run_stage(
         context,
         object_store,
         join_inputs(video_info=video_info, chapters=chapters, video_segments=video_segments),
-        video_chunks_record,
-        preview=chunks_preview,
+        enriched(video_chunks_record, text_enrichment),
+        settings=text_enrichment.settings(),
+        preview=enriched_preview,
     )

@@ -11,17 +11,18 @@ from media_assets.assets.common import (
     Checkpoints,
     Record,
     batch_output,
-    chunks_preview,
     run_stage,
     timed,
     url_asset,
 )
+from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
 from media_assets.web.chunk import ChunkSettings, chunk_page
 from media_assets.web.documents import EXTENSIONS, FetchedDocument, document_elements
 from media_assets.web.extract import PageElement, extract_elements
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
+from resources.enrichment import TextEnrichment
 from resources.fetch import BrowserResource, FetchPolicy
 from resources.index import VectorIndex
 from resources.storage import ObjectStore
@@ -209,8 +210,8 @@ def web_chunks(
         context,
         object_store,
         page_elements,
-        lambda key, page: chunks_record(key, page, settings),
+        enriched(lambda key, page: chunks_record(key, page, settings), text_enrichment),
         upstream="page_elements",
-        settings={"chunk_settings": asdict(settings)},
-        preview=chunks_preview,
+        settings={"chunk_settings": asdict(settings), **text_enrichment.settings()},
+        preview=enriched_preview,
     )

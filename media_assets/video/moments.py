@@ -20,11 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from media_assets import enrich, pii
+from media_assets.enrich import entity_terms
 from media_assets.video.chunk import deep_link
 from media_assets.video.frames import FrameSettings
 from media_assets.video.terms import normalize
 
-AnnotationType = Literal["speech", "speaker", "on_screen", "scene", "chapter", "frame"]
+AnnotationType = Literal[
+    "speech", "speaker", "on_screen", "scene", "chapter", "frame", "entity", "keyword"
+]
 BUCKET_S = 1.0
 # An on-screen text seen on frames, but whose first (or last) moment lies between two frames:
 # it may already (or still) be on screen there, or not.
@@ -66,7 +70,9 @@ class Annotation:
     """One model's statement about a stretch of one video. ``text`` is what it says there: the
     words (``speech``), the speaker's name (``speaker``), the text read on screen
     (``on_screen``), the scene's number (``scene``), the chapter's title (``chapter``), the key
-    frame's image key in object storage (``frame``). ``confidence`` is the model's own, when it
+    frame's image key in object storage (``frame``), a name in a sentence said or a text shown
+    (``entity``, over that sentence or text), a keyword of a sentence (``keyword``).
+    ``confidence`` is the model's own, when it
     gives one (a word's probability), or how sure the timing is (``MAYBE``)."""
 
     source_key: str
@@ -435,6 +441,16 @@ def utterances(
 ) -> list[Utterance]:
     """The speech as sentences: a phrase someone remembers hearing is found in its sentence, and
     the moment it gives is that sentence's time."""
+    return [
+        Utterance(group[0].start_s, group[-1].end_s, " ".join(w.text for w in group))
+        for group in sentence_words(words, settings)
+    ]
+
+
+def sentence_words(
+    words: Sequence[Annotation], settings: UtteranceSettings | None = None
+) -> list[list[Annotation]]:
+    """The words of each sentence (``utterances``), in time order."""
     settings = settings or UtteranceSettings()
     groups: list[list[Annotation]] = []
     for word in sorted(words, key=lambda w: w.start_s):
@@ -447,16 +463,101 @@ def utterances(
             groups[-1].append(word)
         else:
             groups.append([word])
-    return [u for g in groups for u in _split_long(g, settings.max_s)]
+    return [part for g in groups for part in _split_long(g, settings.max_s)]
 
 
-def _split_long(group: list[Annotation], max_s: float) -> list[Utterance]:
+def _split_long(group: list[Annotation], max_s: float) -> list[list[Annotation]]:
     if len(group) > 1 and group[-1].end_s - group[0].start_s > max_s:
         gaps = [group[i + 1].start_s - group[i].end_s for i in range(len(group) - 1)]
         # the longest pause, and among equal ones the one nearest the middle
         cut = max(range(len(gaps)), key=lambda i: (gaps[i], -abs(i - len(gaps) / 2))) + 1
         return _split_long(group[:cut], max_s) + _split_long(group[cut:], max_s)
-    return [Utterance(group[0].start_s, group[-1].end_s, " ".join(w.text for w in group))]
+    return [group]
+
+
+# --- entities, keywords and the PII gate over what is said and shown ---------------------------
+
+
+@dataclass
+class TextGate:
+    """The annotations after the PII gate, with entity and keyword annotations added, and what
+    the gate found (per type) and took out (sentences and screen texts, under ``drop``)."""
+
+    annotations: list[Annotation]
+    pii_found: dict[str, int]
+    pii_dropped: int
+
+
+def _words_redacted(words: list[Annotation], spans: Sequence[pii.PiiSpan]) -> list[Annotation]:
+    """A sentence's words with each span's words replaced by one word, its placeholder (on the
+    first word's time, ending with the last's): the sentence reads as its redacted text does."""
+    out: list[Annotation] = []
+    at = 0
+    offsets = []
+    for word in words:
+        offsets.append((at, at + len(word.text)))
+        at += len(word.text) + 1
+    spans = sorted(spans, key=lambda s: s.start)
+    used: set[int] = set()
+    for word, (start, end) in zip(words, offsets, strict=True):
+        hit = next((i for i, s in enumerate(spans) if start < s.end and s.start < end), None)
+        if hit is None:
+            out.append(word)
+        elif hit not in used:
+            used.add(hit)
+            last = max(
+                (w for w, (a, b) in zip(words, offsets, strict=True) if a < spans[hit].end),
+                key=lambda w: w.end_s,
+            )
+            out.append(replace(word, text=pii.PLACEHOLDERS[spans[hit].type], end_s=last.end_s))
+    return out
+
+
+def text_annotations(
+    source_key: str, annotations: Sequence[Annotation], policy: pii.PiiPolicy
+) -> TextGate:
+    """The PII gate over the speech (sentence by sentence) and the text on screen, then entities
+    (spaCy) over each sentence and each screen text, and keywords (YAKE) over each sentence, as
+    annotations over the sentence's or text's time. ``redact`` replaces personal data in the
+    words and texts; ``drop`` leaves out the sentences and texts that hold any; ``flag`` counts."""
+    words = [a for a in annotations if a.type == "speech"]
+    shown = [a for a in annotations if a.type == "on_screen"]
+    others = [a for a in annotations if a.type not in ("speech", "on_screen")]
+    sentences = sentence_words(words)
+    said = [" ".join(w.text for w in group) for group in sentences]
+    findings = enrich.analyse([*said, *(a.text for a in shown)], policy)
+    entity_model = ModelId("spacy", enrich.model_version())
+    keyword_model = ModelId("yake", "top-" + str(enrich.MAX_KEYWORDS))
+    kept: list[Annotation] = list(others)
+    found: dict[str, int] = {}
+    dropped = 0
+    for group, finding in zip(sentences, findings[: len(sentences)], strict=True):
+        found = pii.add_counts(found, finding.pii_counts)
+        if finding.pii and policy == "drop":
+            dropped += 1
+            continue
+        if finding.pii and policy == "redact":
+            group = _words_redacted(group, finding.pii)
+        kept.extend(group)
+        start, end = group[0].start_s, max(w.end_s for w in group)
+        kept.extend(
+            entity_model.annotation(source_key, "entity", start, end, e["text"])
+            for e in finding.entities
+        )
+        kept.extend(
+            keyword_model.annotation(source_key, "keyword", start, end, k) for k in finding.keywords
+        )
+    for text, finding in zip(shown, findings[len(sentences) :], strict=True):
+        found = pii.add_counts(found, finding.pii_counts)
+        if finding.pii and policy == "drop":
+            dropped += 1
+            continue
+        kept.append(replace(text, text=finding.text) if policy == "redact" else text)
+        kept.extend(
+            entity_model.annotation(source_key, "entity", text.start_s, text.end_s, e["text"])
+            for e in finding.entities
+        )
+    return TextGate(kept, found, dropped)
 
 
 @dataclass(frozen=True)
@@ -483,7 +584,9 @@ class MomentRow:
     speaker_names: str
     scene: int | None
     chapter: str | None
-    entities: list[str]  # filled by entity extraction (issue 12, point 6); empty until then
+    entities: list[str]  # names said (in the sentence) or shown in the bucket
+    entity_terms: str  # ``entities`` as filters read them (media_assets/enrich.entity_terms)
+    keywords: list[str]  # of the sentences said in the bucket
     models: list[str]
     annotations: str  # JSON: {model: [annotation, ...]}
 
@@ -539,7 +642,9 @@ def moment_rows(
                 speaker_names=" ".join(bucket.speakers),
                 scene=bucket.scene,
                 chapter=bucket.chapter,
-                entities=[],
+                entities=(names := list(dict.fromkeys(a.text for a in bucket.of_type("entity")))),
+                entity_terms=entity_terms(names),
+                keywords=list(dict.fromkeys(a.text for a in bucket.of_type("keyword"))),
                 models=sorted(bucket.annotations),
                 annotations=json.dumps(bucket.nested(), sort_keys=True),
             )
