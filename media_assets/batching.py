@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 from media_assets import deadletters
 from media_assets.dagster_compat import partition_range_tags
+from media_assets.names import URLS_TAG
 from resources.storage import ObjectStore
 
-# Each kind's job: the whole chain of that kind for a batch of its partitions.
-JOB_BY_KIND = {"web": "web_ingest", "video": "video_ingest"}
 # Whole-run limits, enforced by the daemon's run monitoring (deploy/dagster.yaml and the local
 # instance enable it): the backstop behind each URL's own limits (render and download deadlines,
 # tool timeouts), sized for a batch of 50 at those limits' worst case.
-MAX_RUNTIME_TAG = "dagster/max_runtime"
 WEB_RUN_LIMIT_S = 3 * 3600
 VIDEO_RUN_LIMIT_S = 48 * 3600
 
@@ -43,4 +41,4 @@ def failed_in_run(store: ObjectStore, run_id: str, keys: Sequence[str]) -> set[s
 
 
 def range_tags(batch: Sequence[str]) -> dict[str, str]:
-    return {**partition_range_tags(batch[0], batch[-1]), "media_assets/urls": str(len(batch))}
+    return {**partition_range_tags(batch[0], batch[-1]), URLS_TAG: str(len(batch))}

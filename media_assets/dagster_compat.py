@@ -25,6 +25,7 @@ from dagster._core.definitions.data_version import (
     StaleStatus,
     get_input_event_pointer_tag,
 )
+from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.events.log import EventLogEntry
 from dagster._core.loader import LoadingContext
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -38,6 +39,7 @@ __all__ = [
     "AssetGraph",
     "BatchingSqliteEventLogStorage",
     "Provenance",
+    "ReconstructableJob",
     "StaleStatusReader",
     "data_version_of",
     "enable_event_batching",
@@ -52,6 +54,8 @@ __all__ = [
 # The asset graph of a repository or Definitions (``defs.resolve_asset_graph()``,
 # ``context.repository_def.asset_graph``): its public objects have no public type.
 AssetGraph = BaseAssetGraph
+# ``ReconstructableJob`` (imported above) is what ``dg.build_reconstructable_job`` returns: a
+# pointer other processes follow to load a job; Dagster does not export its type.
 
 EVENT_BATCH_SIZE_VAR = "DAGSTER_EVENT_BATCH_SIZE"
 EVENT_BATCH_SIZE = "1000"

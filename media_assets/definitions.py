@@ -8,7 +8,7 @@ import dagster as dg
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
 from media_assets.assets.tail import ENGINE_TAG
-from media_assets.dagster_compat import enable_event_batching
+from media_assets.dagster_compat import ReconstructableJob, enable_event_batching
 from media_assets.executors import build_executor
 from media_assets.jobs import ingest_jobs
 from media_assets.logs import json_logger, terminal_logger
@@ -76,6 +76,18 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
         },
         executor=build_executor(os.environ if env is None else env),
     )
+
+
+def load_ingest_job(name: str) -> dg.JobDefinition:
+    """Job ``name`` of the definitions this process's environment configures: what a process
+    that executes a run or one of its steps (a Celery worker) loads."""
+    return build_definitions().resolve_job_def(name)
+
+
+def reconstructable_job(name: str) -> ReconstructableJob:
+    """Job ``name`` as an executor that hands steps to other processes needs it: a pointer each
+    of them follows to load the job again (``load_ingest_job``), not the object itself."""
+    return dg.build_reconstructable_job(__name__, load_ingest_job.__name__, (name,))
 
 
 # Every process that loads the code location (code server, run workers, the CLI) writes a

@@ -14,14 +14,11 @@ the steps of its queue.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import dagster as dg
 
 from media_assets.k8s import k8s_executor, pod_config_tags
-
-if TYPE_CHECKING:  # what dg.build_reconstructable_job returns; not exported by dagster
-    from dagster._core.definitions.reconstruct import ReconstructableJob
 
 EXECUTOR_ENV = "MEDIA_ASSETS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
@@ -98,17 +95,3 @@ def build_executor(env: Mapping[str, str]) -> dg.ExecutorDefinition:
     raise ValueError(
         f"{EXECUTOR_ENV}={name!r} is not an executor: use one of {', '.join(EXECUTORS)}"
     )
-
-
-def load_ingest_job(name: str) -> dg.JobDefinition:
-    """Job ``name`` of the definitions this process's environment configures: what a process
-    that executes a run or one of its steps (a Celery worker) loads."""
-    from media_assets.definitions import build_definitions
-
-    return build_definitions().resolve_job_def(name)
-
-
-def reconstructable_job(name: str) -> ReconstructableJob:
-    """Job ``name`` as an executor that hands steps to other processes needs it: a pointer each
-    of them follows to load the job again (``load_ingest_job``), not the object itself."""
-    return dg.build_reconstructable_job(__name__, load_ingest_job.__name__, (name,))

@@ -16,15 +16,13 @@ from pathlib import Path
 import dagster as dg
 
 from media_assets import deadletters, registry
-from media_assets.assets import CHAINS
-from media_assets.assets.common import REFRESH_TAG
 from media_assets.batching import (
-    JOB_BY_KIND,
     contiguous_batches,
     failed_in_run,
     range_tags,
 )
 from media_assets.manifest import Manifest, read_manifest
+from media_assets.names import CHAINS, JOB_BY_KIND, REFRESH_TAG, Status
 from media_assets.stale import stale_partitions
 from partitions import PARTITIONS_BY_KIND
 from resources.io_manager import ArtifactStore
@@ -64,11 +62,13 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
         tail = last.read_or_none(key)
         if head is None:
             statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
-        elif head.get("status") != "ok":
+        elif head.get("status") != Status.OK:
             statuses[key] = str(head["status"])
         else:
             if tail:
-                statuses[key] = "indexed" if tail.get("status") == "ok" else str(tail["status"])
+                statuses[key] = (
+                    "indexed" if tail.get("status") == Status.OK else str(tail["status"])
+                )
             else:
                 statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
     return statuses

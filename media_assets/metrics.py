@@ -18,7 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from media_assets import deadletters
-from media_assets.assets import ASSETS_BY_KIND
+from media_assets.names import CHAINS
 from media_assets.status import status_frame
 from partitions import PARTITIONS_BY_KIND
 
@@ -78,11 +78,11 @@ class PipelineCollector(Collector):
             "Partitions not materialized (missing) or made by older code (stale)",
             labels=["stage", "state"],
         )
-        for kind, assets in ASSETS_BY_KIND.items():
+        for kind, stages in CHAINS.items():
             partitions = set(self.instance.get_dynamic_partitions(PARTITIONS_BY_KIND[kind].name))
-            for assets_def in assets:
-                key = assets_def.key
-                code_version = assets_def.code_versions_by_key.get(key)
+            for stage in stages:
+                key = dg.AssetKey(stage)
+                code_version = self.defs.resolve_assets_def(key).code_versions_by_key.get(key)
                 latest: dict[str, str | None] = {}
                 values: list[float] = []
                 records = self.instance.fetch_materializations(key, limit=MAX_EVENTS).records
@@ -95,7 +95,6 @@ class PipelineCollector(Collector):
                         values.append(float(seconds.value))  # type: ignore[arg-type]
                     if event.partition and event.partition not in latest:
                         latest[event.partition] = event.tags.get("dagster/code_version")
-                stage = key.to_user_string()
                 buckets, total = _histogram(values)
                 latency.add_metric([stage], buckets, total)
                 missing = partitions - set(latest)

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from media_assets import deadletters, registry
 from media_assets.assets import ASSETS_BY_KIND
+from media_assets.names import REMOVE_SOURCES_JOB
 from partitions import PARTITIONS_BY_KIND
 from resources.index import VectorIndex
 from resources.io_manager import ArtifactStore
@@ -76,7 +77,7 @@ def forget_sources(
 
 
 @dg.job(
-    name="remove_sources",
+    name=REMOVE_SOURCES_JOB,
     description="Forget sources whose URLs left the manifest: index rows, artifacts, dead "
     "letters, registry entries and partitions. Launched by the manifest sensor.",
 )

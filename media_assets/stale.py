@@ -15,9 +15,8 @@ from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
-from media_assets.assets import CHAINS
 from media_assets.assets.versions import latest_materializations
-from media_assets.batching import JOB_BY_KIND, contiguous_batches, range_tags
+from media_assets.batching import contiguous_batches, range_tags
 from media_assets.dagster_compat import (
     AssetGraph,
     Provenance,
@@ -26,11 +25,9 @@ from media_assets.dagster_compat import (
     latest_storage_ids_by_partition,
 )
 from media_assets.jobs import ingest_jobs
+from media_assets.names import CHAINS, JOB_BY_KIND, STALE_TAG
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
-
-# Runs that materialize stale partitions carry this tag (value: the kind).
-STALE_TAG = "media_assets/stale"
 
 
 def stale_partitions(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from media_assets import deadletters, registry
-from media_assets.assets import CHAINS
+from media_assets.names import CHAINS
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 

@@ -44,7 +44,7 @@ Production backends (each selected by one variable; see the README's Production 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,13 @@ from resources.video import VideoPolicy
 
 def _list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _given(env: Mapping[str, str], **fields: tuple[str, Callable[[str], Any]]) -> dict[str, Any]:
+    """``{field: parse(env[variable])}`` for each ``field=(variable, parse)`` whose variable is
+    set: a field left out keeps its default, defined once on the resource (or the plain settings
+    it configures), not again here."""
+    return {name: parse(env[var]) for name, (var, parse) in fields.items() if env.get(var)}
 
 
 def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
@@ -179,13 +186,16 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "io_manager": ArtifactIOManager(store=store),
         "object_store": store,
         "browser": BrowserResource(
-            executable_path=env.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium"),
-            concurrency=int(env.get("MEDIA_ASSETS_RENDER_CONCURRENCY", "4")),
-            navigation_timeout_s=float(env.get("MEDIA_ASSETS_NAVIGATION_TIMEOUT_S", "20")),
+            **_given(
+                env,
+                executable_path=("MEDIA_ASSETS_CHROMIUM", str),
+                concurrency=("MEDIA_ASSETS_RENDER_CONCURRENCY", int),
+                navigation_timeout_s=("MEDIA_ASSETS_NAVIGATION_TIMEOUT_S", float),
+            )
         ),
         "fetch_policy": FetchPolicy(
             allow_hosts=_list(env.get("MEDIA_ASSETS_ALLOW_HOSTS")),
-            max_page_bytes=int(env.get("MEDIA_ASSETS_MAX_PAGE_BYTES", "10000000")),
+            **_given(env, max_page_bytes=("MEDIA_ASSETS_MAX_PAGE_BYTES", int)),
             block_trackers=env.get("MEDIA_ASSETS_BLOCK_TRACKERS", "1") not in ("0", "false"),
             blocklists=_list(env.get("MEDIA_ASSETS_BLOCKLISTS")),
         ),
@@ -197,9 +207,12 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             key_frames_with_captions=env.get("MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS", "")
             == "true",
             extractors=_list(env.get("MEDIA_ASSETS_VIDEO_EXTRACTORS")) or ["default"],
-            max_media_bytes=int(env.get("MEDIA_ASSETS_VIDEO_MAX_BYTES", "2000000000")),
-            min_download_bytes_per_s=float(env.get("MEDIA_ASSETS_VIDEO_MIN_RATE", "16384")),
-            download_timeout_s=float(env.get("MEDIA_ASSETS_VIDEO_DOWNLOAD_TIMEOUT_S", "3600")),
+            **_given(
+                env,
+                max_media_bytes=("MEDIA_ASSETS_VIDEO_MAX_BYTES", int),
+                min_download_bytes_per_s=("MEDIA_ASSETS_VIDEO_MIN_RATE", float),
+                download_timeout_s=("MEDIA_ASSETS_VIDEO_DOWNLOAD_TIMEOUT_S", float),
+            ),
         ),
         "speech": speech_from(env),
         "diarizer": diarizer_from(env),
@@ -207,8 +220,11 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # An unknown policy fails here, naming MEDIA_ASSETS_PII, before any run starts.
         "text_enrichment": TextEnrichment(pii=parse_policy(env.get(PII_ENV))),
         "manifest": ManifestSource(
-            path=env.get("MEDIA_ASSETS_MANIFEST", ""),
-            batch_size=int(env.get("MEDIA_ASSETS_BATCH_SIZE", "50")),
+            **_given(
+                env,
+                path=("MEDIA_ASSETS_MANIFEST", str),
+                batch_size=("MEDIA_ASSETS_BATCH_SIZE", int),
+            ),
         ),
     }
 

@@ -8,18 +8,22 @@ from pydantic import Field, field_validator
 from media_assets.web.render import RenderSettings
 from media_assets.web.safety import AllowEntry
 
+# Partitions per run: the sensor's batches and the UI's backfills (media_assets/assets/common.py).
+BATCH_SIZE = 50
+
 
 class FetchPolicy(dg.ConfigurableResource):
     """What may be fetched and how politely. Private, loopback, link-local and metadata addresses
     are refused unless listed in ``allow_hosts`` (a host, host:port, address or CIDR network; a
     malformed entry is an error when the resource is built, not a policy that refuses all)."""
 
-    user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
+    # Defaults are RenderSettings' (media_assets/web/render.py), which this configures.
+    user_agent: str = RenderSettings.user_agent
     allow_hosts: list[str] = Field(default_factory=list)
-    respect_robots: bool = True
-    requests_per_second_per_host: float = 10.0
-    same_site_subresources_only: bool = False
-    max_page_bytes: int = 10_000_000
+    respect_robots: bool = RenderSettings.respect_robots
+    requests_per_second_per_host: float = RenderSettings.requests_per_second_per_host
+    same_site_subresources_only: bool = RenderSettings.same_site_subresources_only
+    max_page_bytes: int = RenderSettings.max_page_bytes
     # Known ad and tracker hosts are never requested; ``blocklists`` names Adblock Plus-format
     # files to use instead of the Debian package's EasyList and EasyPrivacy.
     block_trackers: bool = True
@@ -37,10 +41,10 @@ class BrowserResource(dg.ConfigurableResource):
     """Debian's Chromium driven by Playwright: one browser per step, ``concurrency`` pages at a
     time in one shared context."""
 
-    executable_path: str = "/usr/bin/chromium"
-    concurrency: int = 4
-    navigation_timeout_s: float = 20.0
-    settle_timeout_s: float = 5.0
+    executable_path: str = RenderSettings.executable_path
+    concurrency: int = RenderSettings.concurrency
+    navigation_timeout_s: float = RenderSettings.navigation_timeout_s
+    settle_timeout_s: float = RenderSettings.settle_timeout_s
 
     def settings(self, policy: FetchPolicy) -> RenderSettings:
         return RenderSettings(
@@ -63,4 +67,4 @@ class ManifestSource(dg.ConfigurableResource):
     """Where the manifest sensor reads URLs from, and how many partitions go into one run."""
 
     path: str = ""
-    batch_size: int = 50
+    batch_size: int = BATCH_SIZE

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from media_assets.video.frames import FrameSettings
 from media_assets.video.media import MediaLimits
+from media_assets.video.timeline import SEGMENT_S
 
 
 class VideoPolicy(dg.ConfigurableResource):
@@ -18,16 +19,17 @@ class VideoPolicy(dg.ConfigurableResource):
     caption_languages: list[str] = Field(default_factory=lambda: ["en"])
     always_download: bool = False
     key_frames_with_captions: bool = False
-    max_media_bytes: int = 2_000_000_000
-    max_duration_s: float = 4 * 3600
+    # Defaults are MediaLimits' and FrameSettings' (media_assets/video), which this configures.
+    max_media_bytes: int = MediaLimits.max_bytes
+    max_duration_s: float = MediaLimits.max_duration_s
     # A media server slower than this on average is treated as stalled (a trickling body would
     # otherwise hold the step forever); and no download may take longer than the timeout.
-    min_download_bytes_per_s: float = 16_384
-    download_timeout_s: float = 3600
-    frame_interval_s: float = 5.0
-    scene_threshold: float = 0.3
-    max_frames: int = 120
-    segment_s: float = 10.0
+    min_download_bytes_per_s: float = MediaLimits.min_bytes_per_s
+    download_timeout_s: float = MediaLimits.download_timeout_s
+    frame_interval_s: float = FrameSettings.interval_s
+    scene_threshold: float = FrameSettings.scene_threshold
+    max_frames: int = FrameSettings.max_frames
+    segment_s: float = SEGMENT_S
     # yt-dlp extractors tried for metadata; "default" is all of them (platforms included).
     extractors: list[str] = Field(default_factory=lambda: ["default"])
 

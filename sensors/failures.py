@@ -15,16 +15,14 @@ from dataclasses import dataclass
 import dagster as dg
 
 from media_assets.assets import ASSETS_BY_KIND
-from media_assets.batching import JOB_BY_KIND, contiguous_batches, failed_in_run, range_tags
+from media_assets.batching import contiguous_batches, failed_in_run, range_tags
 from media_assets.dagster_compat import partition_range_of_run
 from media_assets.jobs import ingest_jobs
+from media_assets.names import JOB_BY_KIND, RETRY_OF_TAG
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
 from resources.storage import ObjectStore
 from sensors.manifest import SENSOR_INTERVAL_S, counted
-
-# Tag on a re-requested run: the failed run it continues.
-RETRY_OF_TAG = "media_assets/retry_of"
 
 
 def kind_of_run(run: dg.DagsterRun) -> str | None:

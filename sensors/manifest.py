@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from media_assets.batching import JOB_BY_KIND, range_tags
+from media_assets.batching import range_tags
 from media_assets.jobs import ingest_jobs
 from media_assets.manifest import Manifest, ManifestError, read_manifest
+from media_assets.names import JOB_BY_KIND
 from media_assets.removal import removal_run_config, remove_sources_job
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource

@@ -20,11 +20,12 @@ import pytest
 
 from media_assets import registry
 from media_assets.assets import CHAINS
-from media_assets.batching import JOB_BY_KIND, range_tags
-from media_assets.definitions import build_definitions
+from media_assets.batching import range_tags
+from media_assets.definitions import build_definitions, reconstructable_job
 from media_assets.demo.server import SiteServer, folder_hook
-from media_assets.executors import BROKER_ENV, EXECUTOR_ENV, QUEUES, reconstructable_job
+from media_assets.executors import BROKER_ENV, EXECUTOR_ENV, QUEUES
 from media_assets.manifest import read_manifest
+from media_assets.names import JOB_BY_KIND
 from partitions import PARTITIONS_BY_KIND
 from tests.helpers import ROOT, needs_chromium, write_manifest
 from tests.seaweed import free_ports

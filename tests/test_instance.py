@@ -65,8 +65,9 @@ def test_a_batched_run_plans_and_stores_every_partition_in_one_write_each(
 
 
 def test_runs_have_a_time_limit_the_daemon_enforces(tmp_path: Path) -> None:
-    from media_assets.batching import MAX_RUNTIME_TAG, VIDEO_RUN_LIMIT_S, WEB_RUN_LIMIT_S
+    from media_assets.batching import VIDEO_RUN_LIMIT_S, WEB_RUN_LIMIT_S
     from media_assets.definitions import build_definitions
+    from media_assets.names import MAX_RUNTIME_TAG
 
     defs = build_definitions({"MEDIA_ASSETS_DATA": str(tmp_path / "data")})
     assert defs.get_job_def("web_ingest").tags[MAX_RUNTIME_TAG] == str(WEB_RUN_LIMIT_S)

@@ -13,6 +13,7 @@ from media_assets.assets.video import (
     video_segments,
 )
 from media_assets.assets.web import page_elements, rendered_page, web_chunks
+from media_assets.names import CHAINS
 from partitions import videos, web_pages
 
 web_assets = [
@@ -41,9 +42,9 @@ video_assets = [
 ]
 
 ASSETS_BY_KIND = {"web": web_assets, "video": video_assets}
-# Each kind's stages in order, first to last: status, ingest reports and removal read them here.
-CHAINS: dict[str, list[str]] = {
-    kind: [a.key.to_user_string() for a in assets] for kind, assets in ASSETS_BY_KIND.items()
-}
+# The chains lower layers read by name (media_assets/names.py) are these assets, in this order.
+_found = {kind: [a.key.to_user_string() for a in assets] for kind, assets in ASSETS_BY_KIND.items()}
+if _found != CHAINS:
+    raise RuntimeError(f"media_assets/names.py CHAINS must list these assets in order: {_found}")
 
 __all__ = ["ASSETS_BY_KIND", "CHAINS", "video_assets", "web_assets"]

@@ -27,17 +27,17 @@ from media_assets import contracts, deadletters
 from media_assets.assets import versions
 from media_assets.dagster_compat import partition_reads_cached
 from media_assets.executors import step_tags
+from media_assets.names import REFRESH_TAG, Status
 from media_assets.retry import TRANSIENT_CLASSES
+from resources.fetch import BATCH_SIZE
 from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
 from resources.storage import ObjectStore
 
 Record = dict[str, Any]
 # What a batched asset body hands Dagster: its output, its check, its partitions' own versions.
 StageEvents = Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckResult]
-# Run tag: fetch and compute again instead of reusing stored artifacts (permanent failures too).
-REFRESH_TAG = "media_assets/refresh"
 # Backfills launched from the UI group partitions into runs this large instead of one run each.
-BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
+BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH_SIZE)
 PREVIEW_CHARS = 400
 SCHEMA_CHECK = "schema"
 # Definition metadata naming the fields that say how a record was made (timings, attempts), not
@@ -183,7 +183,7 @@ class Checkpoints:
             return {**work(), "input_sha256": sha}
         except Exception as exc:
             return {
-                "status": "failed",
+                "status": Status.FAILED,
                 "source_url": upstream.get("source_url"),
                 "error": f"{type(exc).__name__}: {exc}",
                 # Stage errors say what kind they are (corrupt_media, no_video…); others are bugs.
@@ -269,7 +269,7 @@ def checked(asset: str, record: Record) -> Record:
     if problem is None:
         return record
     return {
-        "status": "failed",
+        "status": Status.FAILED,
         "source_url": record.get("source_url"),
         "error": str(problem),
         "error_class": "schema_violation",
@@ -279,7 +279,7 @@ def checked(asset: str, record: Record) -> Record:
 
 
 def is_ok(record: Mapping[str, Any]) -> bool:
-    return record.get("status") == "ok"
+    return record.get("status") == Status.OK
 
 
 def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
@@ -291,7 +291,7 @@ def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
     if record.get("error"):
         reason += f": {record['error']}"
     return {
-        "status": "skipped",
+        "status": Status.SKIPPED,
         "source_url": record.get("source_url"),
         "error": reason,
         "error_class": "upstream_failed",
@@ -499,7 +499,7 @@ def join_inputs(**inputs: Mapping[str, Record]) -> dict[str, Record]:
             (r.get("source_url") for r in records.values() if r.get("source_url")), None
         )
         joined[key] = (
-            {**records, "status": "ok", "source_url": source_url}
+            {**records, "status": Status.OK, "source_url": source_url}
             if bad is None
             else skipped(bad[0], {**bad[1], "source_url": source_url})
         )

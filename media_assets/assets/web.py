@@ -170,9 +170,11 @@ def page_elements(
 
 
 class ChunkConfig(dg.Config):
-    max_characters: int = 1000
-    new_after_n_chars: int = 800
-    combine_text_under_n_chars: int = 0
+    """Run configuration of ``web_chunks``; the defaults are ChunkSettings' (web/chunk.py)."""
+
+    max_characters: int = ChunkSettings.max_characters
+    new_after_n_chars: int = ChunkSettings.new_after_n_chars
+    combine_text_under_n_chars: int = ChunkSettings.combine_text_under_n_chars
 
 
 def chunks_record(key: str, page: Record, settings: ChunkSettings) -> Record:

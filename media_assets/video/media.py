@@ -34,8 +34,10 @@ class MediaLimits:
     max_bytes: int = 2_000_000_000
     max_duration_s: float = 4 * 3600
     # A download slower than this on average (after a grace period) is a stalled server.
-    min_bytes_per_s: float = 16_384
-    download_timeout_s: float = 3600
+    # Floats as the environment gives them: recorded as a stage setting, 16384 and 16384.0 would
+    # count as different settings and run the media stage again.
+    min_bytes_per_s: float = 16_384.0
+    download_timeout_s: float = 3600.0
     # ffmpeg and ffprobe on a local file: generous, but not forever.
     tool_timeout_s: float = 3600
 

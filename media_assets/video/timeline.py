@@ -165,13 +165,17 @@ def _title(
     return " ".join(spoken) + ("…" if spoken else "") if spoken else f"{start:.0f} s"
 
 
+# Length of a video segment (the fusion bucket the chunks are made from), in seconds.
+SEGMENT_S = 10.0
+
+
 def build_segments(
     duration_s: float,
     words: Sequence[Word],
     on_screen: Sequence[TextSpan],
     scene_cuts: Sequence[float],
     chapters: Sequence[Chapter],
-    bucket_s: float = 10.0,
+    bucket_s: float = SEGMENT_S,
 ) -> list[Segment]:
     """Fixed buckets, each with the words spoken in it (by their midpoint), their speakers, the
     text on screen during it, and the scene and chapter it starts in."""

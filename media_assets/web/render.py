@@ -110,7 +110,7 @@ CONTENT_JS = """() => {
 class RenderSettings:
     executable_path: str = "/usr/bin/chromium"
     concurrency: int = 4
-    user_agent: str = "media-assets/0.1 (+batch indexer)"
+    user_agent: str = "media-assets/0.1 (+batch indexer; honours robots.txt)"
     allow_hosts: tuple[str, ...] = ()
     requests_per_second_per_host: float = 10.0
     respect_robots: bool = True
