@@ -7,6 +7,7 @@ mangles UTF-8 text, so this one always says ``charset=utf-8`` for text types.
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -83,8 +84,26 @@ class _Handler(SimpleHTTPRequestHandler):
             return  # the client stopped reading (ffprobe reads only what it needs)
         self.server.bytes_sent[self.path.split("?")[0]] += len(data)
 
+    def _gauntlet(self) -> bool:
+        """Gauntlet pages name the silent third-party host as ``{{HANG_ORIGIN}}``: it is filled
+        in here, since that host's port is only known once the server runs."""
+        path = self.path.split("?")[0]
+        if not (path.startswith("/gauntlet/") and path.endswith(".html")):
+            return False
+        file = Path(self.translate_path(path))
+        if not file.is_file():
+            return False
+        body = file.read_bytes().replace(b"{{HANG_ORIGIN}}", self.server.silent.origin.encode())
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.bytes_sent[path] += len(body)
+        return True
+
     def do_GET(self) -> None:
-        if not self._hooked():
+        if not self._hooked() and not self._gauntlet():
             super().do_GET()
 
     def do_HEAD(self) -> None:
@@ -97,6 +116,31 @@ class _Server(ThreadingHTTPServer):
     requests: Counter[str]
     bytes_sent: Counter[str]
     hooks: list[Hook]
+    silent: _SilentHost
+
+
+class _SilentHost:
+    """A host that accepts TCP connections and never answers (a third-party script server that
+    hangs), on another loopback address so that it is another site to the browser."""
+
+    def __init__(self, host: str = "127.0.0.3") -> None:
+        self._socket = socket.create_server((host, 0))
+        self.origin = f"http://{host}:{self._socket.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True, name="silent-host").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return  # closed
+            self.accepted.append(connection)  # held open, never read, never answered
+
+    def close(self) -> None:
+        self._socket.close()
+        for connection in self.accepted:
+            connection.close()
 
 
 class SiteServer:
@@ -123,12 +167,24 @@ class SiteServer:
     def add_hook(self, hook: Hook) -> None:
         self._server.hooks.append(hook)
 
+    @property
+    def hang_origin(self) -> str:
+        """Origin of a host that accepts connections and never answers (``{{HANG_ORIGIN}}`` in
+        the gauntlet's pages)."""
+        return self._server.silent.origin
+
+    @property
+    def hang_connections(self) -> int:
+        """Connections the silent host has accepted (and left unanswered) so far."""
+        return len(self._server.silent.accepted)
+
 
 @contextmanager
 def serve(root: Path = SITE_DIR, port: int = 0, host: str = "127.0.0.1") -> Iterator[SiteServer]:
     """Serve ``root`` on a loopback address (``port=0`` picks a free port) until the block ends."""
     server = _Server((host, port), partial(_Handler, directory=str(root)))
     server.requests, server.bytes_sent, server.hooks = Counter(), Counter(), []
+    server.silent = silent = _SilentHost()
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="site-server")
     thread.start()
     try:
@@ -136,6 +192,7 @@ def serve(root: Path = SITE_DIR, port: int = 0, host: str = "127.0.0.1") -> Iter
     finally:
         server.shutdown()
         server.server_close()
+        silent.close()
 
 
 def folder_hook(prefix: str, folder: Path) -> Hook:
