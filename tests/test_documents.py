@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,14 @@ from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
 from media_assets.ingest import IngestReport, ingest
 from media_assets.search import search
-from media_assets.web.documents import document_format, markdown_elements, text_elements
+from media_assets.web.documents import (
+    DocumentError,
+    document_elements,
+    document_format,
+    markdown_elements,
+    text_elements,
+)
+from media_assets.web.render import RenderSettings, render_batch
 from partitions.keys import partition_key
 from resources.io_manager import ArtifactStore
 from tests.helpers import CHROMIUM, needs_chromium, write_manifest
@@ -215,6 +223,30 @@ def test_a_web_page_in_the_same_batch_is_rendered_as_before(batch: Batch) -> Non
     assert all(c["page_number"] is None for c in batch.chunks("/docs/getting-started.html"))
 
 
+def test_a_document_over_the_byte_cap_is_stopped_at_it(site: SiteServer) -> None:
+    big = b"%PDF-1.4\n" + bytes(1_000_000)
+
+    def answer(path: str) -> tuple[int, dict[str, str], bytes | Iterator[bytes]] | None:
+        if path == "/big/declared.pdf":
+            return 200, {"Content-Type": "application/pdf"}, big
+        if path == "/big/streamed.txt":  # no length declared: counted as it comes
+            return 200, {"Content-Type": PLAIN}, iter([big[:500_000], big[500_000:]])
+        return None
+
+    site.add_hook(answer)
+    settings = RenderSettings(
+        executable_path=CHROMIUM,
+        allow_hosts=("127.0.0.1",),
+        max_page_bytes=200_000,
+        navigation_timeout_s=10,
+        max_attempts=1,
+    )
+    urls = [f"{site.base_url}/big/declared.pdf", f"{site.base_url}/big/streamed.txt"]
+    for result in render_batch(urls, settings):
+        assert (result.status, result.error_class) == ("failed", "too_large"), result.error
+        assert "200000-byte cap" in (result.error or "") and result.document is None
+
+
 # --- reading documents, without a browser -------------------------------------------------------
 
 
@@ -255,6 +287,12 @@ def test_markdown_keeps_structure_and_drops_markup() -> None:
         elements[-1].html
         == "<table><tr><th>k</th><th>v</th></tr><tr><td>a</td><td></td></tr></table>"
     )
+
+
+def test_a_broken_pdf_is_named_corrupt_not_empty() -> None:
+    with pytest.raises(DocumentError, match="the PDF cannot be read") as caught:
+        document_elements(b"%PDF-1.4\n" + b"0" * 2000, "pdf")
+    assert caught.value.error_class == "corrupt_document"
 
 
 def test_plain_text_paragraphs_join_wrapped_lines() -> None:

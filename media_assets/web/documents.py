@@ -273,6 +273,9 @@ PDF_KINDS: dict[str, str] = {
 
 def pdf_elements(data: bytes) -> list[PageElement]:
     """A PDF's text layer as elements with their page numbers (unstructured, ``fast``)."""
+    # unstructured logs a broken file and returns nothing, as for a scanned one: say which first.
+    if problem := _unreadable(data):
+        raise DocumentError(f"the PDF cannot be read: {problem}", "corrupt_document")
     partition_pdf = _partitioner()
     try:
         parts = partition_pdf(file=io.BytesIO(data), strategy="fast", languages=["eng"])
@@ -296,6 +299,20 @@ def pdf_elements(data: bytes) -> list[PageElement]:
             level = min((depth or 0) + 1, 6) if kind == "title" else 0
             out.append(PageElement(kind, text, level=level, page_number=page))  # type: ignore[arg-type]
     return out
+
+
+def _unreadable(data: bytes) -> str | None:
+    """Why pdfminer cannot open the PDF and walk its pages, or None when it can."""
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfpage import PDFPage
+    from pdfminer.pdfparser import PDFParser
+
+    try:
+        for _ in PDFPage.create_pages(PDFDocument(PDFParser(io.BytesIO(data)))):
+            pass
+    except Exception as exc:  # pdfminer raises its own types, and struct/zlib/Key errors
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @cache

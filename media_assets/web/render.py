@@ -616,6 +616,13 @@ class PageRenderer:
             if cut and exc.error_class in ("network", "timeout"):
                 raise RenderFailure(cut.message, cut.error_class) from exc
             raise RenderFailure(str(exc), exc.error_class) from exc
+        if self._event(page, since, "too_large"):
+            # A body without a declared length ends where the proxy cut it, which looks whole.
+            raise RenderFailure(
+                f"document is over the {self.settings.max_page_bytes}-byte cap; the transfer was"
+                " stopped (raise MEDIA_ASSETS_MAX_PAGE_BYTES if this document is wanted)",
+                "too_large",
+            )
         result.timings_ms["document"] = round((time.perf_counter() - started) * 1000, 1)
         result.document, result.bytes = fetched, len(fetched.data)
         result.final_url, result.http_status = fetched.url, fetched.http_status
