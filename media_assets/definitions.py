@@ -7,11 +7,11 @@ import dagster as dg
 
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
-from media_assets.assets.tail import ENGINE_TAG
 from media_assets.dagster_compat import ReconstructableJob, enable_event_batching
 from media_assets.executors import build_executor
 from media_assets.jobs import ingest_jobs
 from media_assets.logs import json_logger, terminal_logger
+from media_assets.names import ENGINE_TAG
 from media_assets.removal import remove_sources_job
 from media_assets.stale import stale_partitions_sensor
 from resources import build_resources

@@ -61,6 +61,9 @@ REFRESH_TAG: Final = "media_assets/refresh"
 STALE_TAG: Final = "media_assets/stale"
 # A run that re-requests the good URLs of a failed batch (value: the failed run's id).
 RETRY_OF_TAG: Final = "media_assets/retry_of"
+# On an asset: the resource whose engine does its work; definitions.py adds that engine's kind
+# (onnx or cohere, lancedb or weaviate), which is known only once the resources are.
+ENGINE_TAG: Final = "media_assets/engine"
 
 # --- a record's status ---------------------------------------------------------------------
 

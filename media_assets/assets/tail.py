@@ -23,15 +23,13 @@ from media_assets.assets.common import (
     url_asset,
 )
 from media_assets.chunks import embedding_text
+from media_assets.names import ENGINE_TAG
 from resources.embedder import Embedder
 from resources.enrichment import TextEnrichment
 from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
 EMBEDDING_SIDECARS = {"vectors": "parquet"}
-# Names the resource whose engine does an asset's work; definitions.py adds that engine's kind
-# (onnx or cohere, lancedb or weaviate), which is known only once the resources are.
-ENGINE_TAG = "media_assets/engine"
 
 
 def enriched(

@@ -28,6 +28,7 @@ from media_assets.assets.common import (
 from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
 from media_assets.egress import EGRESS_HEADER, Limits, egress_session, raise_for_refusal
+from media_assets.names import Status
 from media_assets.retry import with_retries
 from media_assets.video import media as media_files
 from media_assets.video.captions import CaptionTrack, Cue, parse_captions, pick_track
@@ -73,7 +74,7 @@ def info_record(info: VideoInfo, allow_hosts: Sequence[str], probe_timeout_s: fl
     record = asdict(info)
     url = record.pop("url")
     has_tracks = bool(info.subtitles or info.automatic_captions)
-    if info.status == "ok" and info.duration_s is None and info.media_url and not has_tracks:
+    if info.status == Status.OK and info.duration_s is None and info.media_url and not has_tracks:
         duration = media_files.media_duration(info.media_url, allow_hosts, probe_timeout_s)
         if duration is not None:
             record["duration_s"], record["duration_from"] = duration, "ffprobe"
@@ -118,7 +119,7 @@ def video_info(
         except (BlockedURLError, DNSLookupError) as exc:
             error_class = "refused" if isinstance(exc, BlockedURLError) else "dns"
             records[key] = {
-                "status": "refused" if error_class == "refused" else "failed",
+                "status": Status.REFUSED if error_class == "refused" else Status.FAILED,
                 "source_url": source.url,
                 "error": str(exc),
                 "error_class": error_class,
@@ -169,7 +170,7 @@ def _download_text(url: str, allow_hosts: Sequence[str], user_agent: str) -> str
 
 def captions_record(info: Record, languages: list[str], fetch: FetchPolicy) -> Record:
     track: CaptionTrack | None = pick_track(info, languages)
-    base = {"status": "ok", "source_url": info["source_url"]}
+    base = {"status": Status.OK, "source_url": info["source_url"]}
     if track is None:
         return {**base, "path": "no captions", "track": None, "cues": []}
     text = _download_text(track.url, fetch.allow_hosts, fetch.user_agent)
@@ -233,7 +234,7 @@ def media_record(
         original = media_files.download(url, folder, policy.limits(), allow_hosts)
         probe = media_files.probe(original, policy.limits())
         record: Record = {
-            "status": "ok",
+            "status": Status.OK,
             "source_url": source["source_url"],
             "path": DOWNLOADED,
             "bytes": original.stat().st_size,
@@ -264,7 +265,7 @@ def media_stage(
     cues = source["captions"].get("cues") or []
     duration = source["video_info"].get("duration_s") or (cues[-1]["end_s"] if cues else 0.0)
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "path": NOT_NEEDED,
         "duration_s": float(duration),
@@ -320,7 +321,7 @@ def transcript_record(source: Record, speech: SpeechToText, store: ObjectStore) 
             transcript = speech.transcribe(audio)
     else:
         transcript = Transcript(source="no audio", language=None)
-    return {"status": "ok", "source_url": source["source_url"], **transcript.record()}
+    return {"status": Status.OK, "source_url": source["source_url"], **transcript.record()}
 
 
 # ``seconds`` is how long recognition took, not what was said.
@@ -366,7 +367,7 @@ def speaker_record(source: Record, diarizer: Diarizer, store: ObjectStore) -> Re
             turns, engine = diarizer.diarize(audio), diarizer.engine_id
         words = assign_speakers(words, turns)
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "engine": engine,
         "speakers": sorted({t.speaker for t in turns}),
@@ -399,7 +400,7 @@ def speaker_turns(
 
 def frames_record(key: str, media_rec: Record, policy: VideoPolicy, blobs: ArtifactStore) -> Record:
     base = {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": media_rec["source_url"],
         "duration_s": media_rec["duration_s"],
         "frames": [],
@@ -449,7 +450,7 @@ def frame_text_record(frames: Record, vision: Vision, store: ObjectStore) -> Rec
             readings.append((frame["time_s"], vision.read(image)))
     spans = merge_spans(readings, frames["duration_s"])
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": frames["source_url"],
         "engine": vision.engine_id,
         "readings": [{"time_s": t, "text": text} for t, text in readings],
@@ -505,7 +506,7 @@ def chapters_record(source: Record, embedder: Embedder) -> Record:
             embed=embedder.embed_documents,
         )
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "duration_s": duration,
         "chapters": [c.record() for c in found],
@@ -552,7 +553,7 @@ def segments_record(source: Record, bucket_s: float) -> Record:
         bucket_s,
     )
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "segments": [s.record() for s in segments],
     }
@@ -596,7 +597,7 @@ def video_chunks_record(key: str, source: Record) -> Record:
         extractor=info.get("extractor"),
     )
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "title": info.get("title"),
         "chunks": [c.record() for c in found],
