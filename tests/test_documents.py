@@ -71,11 +71,12 @@ TEXT = (
     "Spring tides follow new and full moon; neap tides follow the quarters.\n"
 )
 PLAIN = "text/plain; charset=utf-8"
+RUNNING_TITLE = "The apiary almanac"
 
 
 def make_pdf(html: str) -> bytes:
-    """A PDF of ``html`` printed by Chromium (A5 with margins, so headings are not taken for
-    running page headers)."""
+    """A PDF of ``html`` printed by Chromium: A5, a running title at the top of each page and
+    "Page N of M" at the bottom."""
     from playwright.async_api import async_playwright
 
     async def render() -> bytes:
@@ -86,7 +87,16 @@ def make_pdf(html: str) -> bytes:
             page = await browser.new_page()
             await page.set_content(f"<html><body>{html}</body></html>")
             margin = {"top": "2cm", "bottom": "2cm", "left": "1.5cm", "right": "1.5cm"}
-            data = await page.pdf(format="A5", margin=margin)
+            small = "<div style='font-size:9px;width:100%;text-align:center'>{}</div>"
+            data = await page.pdf(
+                format="A5",
+                margin=margin,
+                display_header_footer=True,
+                header_template=small.format(RUNNING_TITLE),
+                footer_template=small.format(
+                    "Page <span class='pageNumber'></span> of <span class='totalPages'></span>"
+                ),
+            )
             await browser.close()
             return data
 
@@ -187,6 +197,8 @@ def test_pdf_chunks_carry_their_page_and_link_to_it(batch: Batch, path: str) -> 
         assert chunk["deep_link"] == f"{batch.url(path)}#page={page}"
         assert PAGE_SENTENCES[page] in chunk["text"]
         assert chunk["section"] == f"Chapter {page}"
+        # The running title and page footer are on every page, not in every chunk.
+        assert RUNNING_TITLE not in chunk["text"] and "Page " not in chunk["text"]
 
 
 def test_a_sentence_on_page_two_is_found_on_page_two(batch: Batch) -> None:

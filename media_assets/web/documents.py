@@ -118,13 +118,13 @@ async def fetch_document(
             declared = int(response.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise DocumentError(
-                    _too_large(f"declares {declared} bytes", max_bytes), "too_large"
+                    _too_large(f"declares {declared} bytes, over", max_bytes), "too_large"
                 )
             body = bytearray()
             async for piece in response.aiter_bytes():
                 body.extend(piece)
                 if len(body) > max_bytes:
-                    raise DocumentError(_too_large("is larger", max_bytes), "too_large")
+                    raise DocumentError(_too_large("is over", max_bytes), "too_large")
             media_type = response.headers.get("content-type", "")
             final_url = str(response.url)
             status = response.status_code
@@ -133,7 +133,7 @@ async def fetch_document(
         raise DocumentError(f"document download failed: {exc}", "network") from exc
     except httpx.TimeoutException as exc:
         raise DocumentError(
-            f"document download timed out after {timeout_s:.0f} s without data", "timeout"
+            f"document download timed out (no data for {timeout_s:.0f} s)", "timeout"
         ) from exc
     except httpx.TransportError as exc:
         raise DocumentError(
@@ -143,14 +143,20 @@ async def fetch_document(
     fmt = document_format(media_type, final_url) or fmt
     data = bytes(body)
     if fmt == "pdf" and data.lstrip()[:5] != PDF_MAGIC:
-        served = media_type.split(";")[0].strip() or None
-        raise DocumentError(f"{unsupported_message(served)} (the body is not a PDF)", UNSUPPORTED)
+        served = media_type.split(";")[0].strip().lower() or None
+        if FORMATS.get(served or "") == "pdf":
+            raise DocumentError(
+                f"served as {served!r} but the body is not a PDF (no %PDF- header)",
+                "corrupt_document",
+            )
+        # A generic type with a .pdf name that is something else after all.
+        raise DocumentError(unsupported_message(served), UNSUPPORTED)
     return FetchedDocument(final_url, status, fmt, media_type, data)
 
 
 def _too_large(what: str, max_bytes: int) -> str:
     return (
-        f"document {what} than the {max_bytes}-byte cap; the transfer was stopped "
+        f"document {what} the {max_bytes}-byte cap; the transfer was stopped "
         "(raise MEDIA_ASSETS_MAX_PAGE_BYTES if this document is wanted)"
     )
 
@@ -245,7 +251,7 @@ def markdown_elements(text: str) -> list[PageElement]:
 def _inline_text(token: Token) -> str:
     parts = []
     for child in token.children or []:
-        if child.type in ("text", "code_inline", "html_inline"):
+        if child.type in ("text", "code_inline"):
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")
@@ -254,8 +260,8 @@ def _inline_text(token: Token) -> str:
     return "".join(parts)
 
 
-# unstructured's categories, as the element kinds a page has. Running headers and footers, page
-# numbers and images carry no text worth a chunk.
+# unstructured's categories, as the element kinds a page has. Page numbers and images carry no
+# text worth a chunk; headers and footers are kept unless they repeat (``_running``).
 PDF_KINDS: dict[str, str] = {
     "Title": "title",
     "NarrativeText": "text",
@@ -268,6 +274,8 @@ PDF_KINDS: dict[str, str] = {
     "ListItem": "list_item",
     "Table": "table",
     "CodeSnippet": "code",
+    "Header": "text",
+    "Footer": "text",
 }
 
 
@@ -283,11 +291,12 @@ def pdf_elements(data: bytes) -> list[PageElement]:
         raise DocumentError(
             f"the PDF cannot be read: {type(exc).__name__}: {exc}", "corrupt_document"
         ) from exc
+    running = _running(parts)
     out = []
     for part in parts:
         kind = PDF_KINDS.get(part.category)
         text = part.text.strip() if kind == "code" else _clean(part.text)
-        if kind is None or not text:
+        if kind is None or not text or _margin_key(part) in running:
             continue
         page = part.metadata.page_number
         if kind == "table":
@@ -299,6 +308,28 @@ def pdf_elements(data: bytes) -> list[PageElement]:
             level = min((depth or 0) + 1, 6) if kind == "title" else 0
             out.append(PageElement(kind, text, level=level, page_number=page))  # type: ignore[arg-type]
     return out
+
+
+def _margin_key(part: Any) -> str | None:
+    """What a header or footer says, a footer's own page number aside (``None`` for other
+    elements): "Page 3 of 9" on page 3 and "Page 4 of 9" on page 4 say the same."""
+    if part.category not in ("Header", "Footer"):
+        return None
+    text = _clean(part.text).lower()
+    page = part.metadata.page_number
+    if part.category == "Footer" and page is not None:
+        text = re.sub(rf"(?<!\d){page}(?!\d)", "#", text, count=1)
+    return f"{part.category}:{text}"
+
+
+def _running(parts: list[Any]) -> set[str]:
+    """Headers and footers that repeat on several pages (a running title, "Page 3 of 9"): noise
+    in every chunk. One that appears once is text of its page (a heading printed at the top)."""
+    pages: dict[str, set[int]] = {}
+    for part in parts:
+        if (key := _margin_key(part)) is not None:
+            pages.setdefault(key, set()).add(part.metadata.page_number or 0)
+    return {key for key, seen in pages.items() if len(seen) > 1}
 
 
 def _unreadable(data: bytes) -> str | None:
