@@ -1,20 +1,26 @@
 """End-to-end throughput: JS-rendered pages through Dagster (batched runs) vs. a plain script that
-calls the same stage functions in one loop, measured in one run on the same pages.
+calls the same stage functions in one loop, measured in one run on the same pages; then the real
+pages of ../shared/eval/web-articles/ end to end (render → index, default settings, fresh state).
 
-    .venv/bin/python bench/web_throughput.py [--pages 100] [--batch-size 50]
+    .venv/bin/python bench/web_throughput.py [--pages 100] [--batch-size 50] [--eval-dir DIR]
 
-Both paths start their own browser, render with the same settings, extract, chunk, embed and
-write to their own LanceDB index; the embedding model is loaded once before either is timed.
-Last line: ratio=<dagster time / plain time> pages_per_s=<dagster pages per second>
+Both local paths start their own browser, render with the same settings, extract, chunk, embed and
+write to their own LanceDB index; the embedding model is loaded once before either is timed. The
+real pages are served from 127.0.0.1 as a browser received them; their outside hosts are not
+reachable here (look-ups fail), as for the peers in ../shared/peers/crawl4ai_bench.py.
+Lines: real_pages=<n> real_indexed=<n> real_render_failures=<n> real_pages_per_s=<v> (when the
+eval pages are there), then last: ratio=<dagster time / plain time> pages_per_s=<dagster pages/s>
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,7 +30,7 @@ import numpy as np
 
 from bench.common import write_spa_site
 from media_assets.definitions import build_definitions
-from media_assets.demo.server import serve
+from media_assets.demo.server import gzip_page_hook, serve
 from media_assets.ingest import ingest
 from media_assets.instance import ensure_local_instance
 from media_assets.web.chunk import chunk_page
@@ -74,27 +80,88 @@ def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, 
     return totals
 
 
+DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "web-articles"
+
+
+@dataclass
+class RealRun:
+    pages: int
+    indexed: int
+    failed: int
+    seconds: float
+    steps: dict[str, float]
+
+
+def real_pages(eval_dir: Path, work: Path, batch_size: int) -> RealRun:
+    """Ingest the eval pages through Dagster with default settings into a fresh state. Robots on
+    (the server has no robots.txt for them)."""
+    truth = json.loads((eval_dir / "ground-truth.json").read_text())
+    pages = {f"/{key}.html": eval_dir / "html" / f"{key}.html.gz" for key in truth}
+    with serve(work / "empty") as site:
+        site.add_hook(gzip_page_hook(pages))
+        manifest = work / "real.jsonl"
+        manifest.write_text("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in pages))
+        env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1", "MEDIA_ASSETS_DATA": str(work / "real")}
+        defs = build_definitions(env)
+        with dg.DagsterInstance.get() as instance:
+            started = time.perf_counter()
+            report = ingest(manifest, defs, instance, batch_size=batch_size)
+            seconds = time.perf_counter() - started
+            steps = step_seconds(instance, [run_id for run_id, _ in report.runs])
+    web = report.statuses.get("web", {})
+    failed = sum(n for status, n in web.items() if status in ("failed", "missing"))
+    return RealRun(len(pages), web.get("indexed", 0), failed, seconds, steps)
+
+
+def print_steps(steps: dict[str, float], total_s: float) -> None:
+    print(
+        "dagster steps: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
+        + f"; outside steps {total_s - sum(steps.values()):.1f} s"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument("--real-only", action="store_true", help="only the eval pages")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        (work / "empty").mkdir()
+        os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+        ensure_local_instance(work / "dagster_home")  # as the command line sets one up
+        build_resources({"MEDIA_ASSETS_DATA": str(work / "warm")})["embedder"].embed_documents(
+            ["warm up"]
+        )  # load once
+        real_ok = True
+        if (args.eval_dir / "ground-truth.json").is_file():
+            real = real_pages(args.eval_dir, work, args.batch_size)
+            print_steps(real.steps, real.seconds)
+            print(
+                f"real_pages={real.pages} real_indexed={real.indexed} "
+                f"real_render_failures={real.failed} real_s={real.seconds:.1f} "
+                f"real_pages_per_s={real.pages / real.seconds:.2f}",
+                flush=True,
+            )
+            real_ok = real.failed == 0
+        else:
+            print(f"real pages skipped: {args.eval_dir} not found (eval data is not shipped)")
+        if args.real_only:
+            return 0 if real_ok else 1
         paths = write_spa_site(work / "site", args.pages)
         with serve(work / "site") as site:
             urls = [site.base_url + p for p in paths]
             manifest = work / "manifest.jsonl"
             manifest.write_text("".join(f'{{"url": "{u}"}}\n' for u in urls))
             base_env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1"}
-            build_resources(base_env)["embedder"].embed_documents(["warm up"])  # load once
 
             started = time.perf_counter()
             rows = plain_loop(urls, {**base_env, "MEDIA_ASSETS_DATA": str(work / "plain")})
             plain_s = time.perf_counter() - started
 
-            os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
-            ensure_local_instance(work / "dagster_home")  # as the command line sets one up
             defs = build_definitions({**base_env, "MEDIA_ASSETS_DATA": str(work / "dagster")})
             with dg.DagsterInstance.get() as instance:
                 started = time.perf_counter()
@@ -110,14 +177,9 @@ def main() -> int:
         f"dagster: {len(report.runs)} runs, {indexed} pages indexed in {dagster_s:.1f} s "
         f"({args.pages / dagster_s:.2f} pages/s)"
     )
-    outside = dagster_s - sum(steps.values())
-    print(
-        "dagster steps: "
-        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
-        + f"; outside steps {outside:.1f} s"
-    )
+    print_steps(steps, dagster_s)
     print(f"ratio={dagster_s / plain_s:.3f} pages_per_s={args.pages / dagster_s:.2f}")
-    return 0 if indexed == args.pages else 1
+    return 0 if indexed == args.pages and real_ok else 1
 
 
 if __name__ == "__main__":

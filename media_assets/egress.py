@@ -181,6 +181,9 @@ class EgressProxy:
         self._lock = threading.Lock()
         self._names = itertools.count(1)
         self._dns: dict[str, tuple[float, list[IPAddress] | str]] = {}
+        # One look-up per host at a time: a page asking an unresolvable host for twenty scripts
+        # at once waits on one answer, not twenty in the resolver's small thread pool.
+        self._lookups: dict[str, asyncio.Future[list[IPAddress] | str]] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, limit=CHUNK)
@@ -331,6 +334,20 @@ class EgressProxy:
         cached = self._dns.get(host)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        if host in self._lookups:
+            return await asyncio.shield(self._lookups[host])
+        lookup = self._lookups[host] = self.loop.create_future()
+        try:
+            answer = await self._lookup(host, timeout)
+        except BaseException:
+            lookup.cancel()  # this connection went away mid-look-up: the waiters' go too
+            raise
+        finally:
+            del self._lookups[host]
+        lookup.set_result(answer)
+        return answer
+
+    async def _lookup(self, host: str, timeout: float) -> list[IPAddress] | str:
         try:
             infos = await asyncio.wait_for(
                 self.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout

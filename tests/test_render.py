@@ -1,12 +1,15 @@
 """Rendering in real Chromium against the local demo site: scripts run, robots.txt and the address
 policy hold for every request the page makes."""
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from media_assets.demo.server import SiteServer, serve
+from media_assets.egress import EgressProxy
 from media_assets.web import blocklist
 from media_assets.web.render import RenderSettings, render_batch
 from media_assets.web.safety import AddressPolicy, BlockedURLError
@@ -206,3 +209,25 @@ def test_block_list_rules() -> None:
     assert trackers.match("popup.example", page) is None
     assert trackers.match("pixel.example", page) == "pixel.example"
     assert trackers.match("img.pixel.example", {"www.pixel.example"}) is None  # same site
+
+
+def test_concurrent_look_ups_of_one_host_are_made_once() -> None:
+    loop = asyncio.new_event_loop()
+    proxy = EgressProxy(AddressPolicy(), loop)
+    real, hosts = loop.getaddrinfo, []
+
+    async def counted(host: str, *args: Any, **kwargs: Any) -> Any:
+        hosts.append(host)
+        return await real(host, *args, **kwargs)
+
+    async def twenty_then_one() -> tuple[list[Any], Any]:
+        lookups = (proxy._resolve("no-such-host.invalid", 5) for _ in range(20))
+        return list(await asyncio.gather(*lookups)), await proxy._resolve("no-such-host.invalid", 5)
+
+    loop.getaddrinfo = counted  # type: ignore[method-assign]
+    try:
+        answers, again = loop.run_until_complete(twenty_then_one())
+    finally:
+        loop.close()
+    assert hosts == ["no-such-host.invalid"]  # twenty at once, then one from the cache
+    assert all(isinstance(a, str) for a in answers) and again == answers[0]
