@@ -39,6 +39,9 @@ Production backends (each selected by one variable; see the README's Production 
   (``COHERE_BASE_URL`` for a proxy or a compatible server)
 - ``MEDIA_ASSETS_SPEECH=whisperx`` (``MEDIA_ASSETS_WHISPER_DIR``, ``MEDIA_ASSETS_ALIGN_DIR``) and
   ``MEDIA_ASSETS_DIARIZER=pyannote`` (``MEDIA_ASSETS_PYANNOTE_DIR``), on ``MEDIA_ASSETS_DEVICE``
+
+Where steps run is not a resource: ``MEDIA_ASSETS_EXECUTOR`` (``in_process``, ``multiprocess``,
+``celery`` with ``MEDIA_ASSETS_CELERY_BROKER``, ``k8s``) is read by media_assets/executors.py.
 """
 
 from __future__ import annotations
@@ -224,6 +227,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
                 env,
                 path=("MEDIA_ASSETS_MANIFEST", str),
                 batch_size=("MEDIA_ASSETS_BATCH_SIZE", int),
+                page_lines=("MEDIA_ASSETS_PAGE_LINES", int),
             ),
         ),
     }
