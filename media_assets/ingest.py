@@ -142,8 +142,7 @@ def ingest(
             report.skipped_kinds[kind] = len(entries)
             continue
         keys = [e.key for e in entries]
-        existing = set(instance.get_dynamic_partitions(partitions_def.name))
-        instance.add_dynamic_partitions(partitions_def.name, [k for k in keys if k not in existing])
+        registry.add_partitions(instance, partitions_def.name, keys)
         done = (
             set()
             if force

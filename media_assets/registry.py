@@ -12,13 +12,28 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from media_assets.manifest import ManifestEntry, ManifestError, read_manifest
+from media_assets.manifest import (
+    ManifestEntry,
+    ManifestError,
+    manifest_page,
+    read_manifest,
+    read_manifest_bytes,
+)
 from resources.storage import ObjectStore
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 PREFIX = "_registry"
 # The manifest the sensor watches (resources' ManifestSource reads the same variable).
 MANIFEST_ENV = "MEDIA_ASSETS_MANIFEST"
+# The manifest sensor's run tag: the byte range of the manifest its partitions came from.
+MANIFEST_BYTES_TAG = "media_assets/manifest_bytes"
+# Dynamic partitions added per call: SQLite refuses statements with more than 32,766 variables,
+# and Dagster's add_dynamic_partitions puts every key into one.
+PARTITION_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,50 @@ def lookup(store: ObjectStore, partition: str) -> Source:
     )
 
 
+def add_partitions(
+    instance: dg.DagsterInstance, partitions_def_name: str, keys: Sequence[str]
+) -> int:
+    """Add dynamic partitions in chunks of ``PARTITION_CHUNK`` (any number of keys, any storage);
+    returns how many were new."""
+    added = 0
+    for start in range(0, len(keys), PARTITION_CHUNK):
+        chunk = keys[start : start + PARTITION_CHUNK]
+        known = instance.get_existing_dynamic_partitions(partitions_def_name, chunk)
+        new = [k for k in chunk if k not in known]
+        if new:
+            instance.add_dynamic_partitions(partitions_def_name, new)
+        added += len(new)
+    return added
+
+
+def _run_manifest_bytes() -> tuple[int, int] | None:
+    """The manifest byte range the sensor tagged the current run with, inside a step."""
+    import dagster as dg
+
+    try:
+        tag = dg.OpExecutionContext.get().run.tags.get(MANIFEST_BYTES_TAG)
+        start, end = (int(n) for n in (tag or "").split("-"))
+    except Exception:  # not in a step, or no usable tag: read the whole manifest
+        return None
+    return start, end
+
+
+def _manifest_entries(path: str, wanted: set[str]) -> list[ManifestEntry]:
+    """Entries of the manifest whose keys are ``wanted``: parsed from the run's page of it when
+    the sensor said which (a 100,000-line manifest takes seconds to parse whole), else whole."""
+    span = _run_manifest_bytes()
+    if span is not None:
+        data = read_manifest_bytes(path)
+        start, end = span
+        if end <= len(data) and (start == 0 or data[start - 1 : start] == b"\n"):
+            page = manifest_page(data[:end], path, start, data.count(b"\n", 0, start) + 1)
+            found = [e for e in page.manifest.entries if e.key in wanted]
+            if len(found) == len(wanted):
+                return found
+    manifest, _ = read_manifest(path)  # rewritten since, or not a sensor run
+    return [e for e in manifest.entries if e.key in wanted]
+
+
 def register_from_manifest(store: ObjectStore, partitions: Iterable[str]) -> dict[str, Source]:
     """Register the entries of the watched manifest (``MEDIA_ASSETS_MANIFEST``) whose keys are
     among ``partitions``; returns their sources."""
@@ -72,10 +131,9 @@ def register_from_manifest(store: ObjectStore, partitions: Iterable[str]) -> dic
     if not wanted or not path:
         return {}
     try:
-        manifest, _ = read_manifest(path)
+        entries = _manifest_entries(path, wanted)
     except ManifestError:
         return {}  # the keys stay unknown and fail with UnknownPartitionError's advice
-    entries = [e for e in manifest.entries if e.key in wanted]
     register(store, entries)
     return {e.key: Source(key=e.key, url=e.url, kind=e.kind, tags=e.tags) for e in entries}
 

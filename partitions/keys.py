@@ -62,6 +62,8 @@ def _clip(text: str, limit: int = 80) -> str:
 
 def _bad_character(raw: str) -> str | None:
     """The first whitespace, control or invisible character of ``raw``, described."""
+    if raw.isascii() and raw.isprintable() and " " not in raw:
+        return None  # the common case, without a Unicode lookup a character (100k-line manifests)
     for position, char in enumerate(raw, start=1):
         category = unicodedata.category(char)
         if (
@@ -199,7 +201,11 @@ def normalize_url(url: str) -> str:
 def partition_key(url: str) -> str:
     """Partition key of a URL: a readable slug of its host and path, then the first 16 hex
     characters of SHA-256 of its normalized form (the part that makes it unique)."""
-    normalized = normalize_url(url)
+    return normalized_key(normalize_url(url))
+
+
+def normalized_key(normalized: str) -> str:
+    """``partition_key`` of a URL already through ``normalize_url`` (not normalized again)."""
     digest = hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:KEY_LENGTH]
     slug = url_slug(normalized)
     return f"{slug}-{digest}" if slug else digest

@@ -14,6 +14,7 @@
 - ``MEDIA_ASSETS_ALLOW_HOSTS``: comma-separated hosts/networks allowed despite being private
 - ``MEDIA_ASSETS_CHROMIUM``: Chromium executable (default ``/usr/bin/chromium``)
 - ``MEDIA_ASSETS_BATCH_SIZE``: partitions per sensor-launched run (default 50)
+- ``MEDIA_ASSETS_PAGE_LINES``: manifest lines the sensor reads per tick (default 10000)
 - ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
 - ``MEDIA_ASSETS_VIDEO_ALWAYS_DOWNLOAD``: ``true`` downloads media even when captions exist
 - ``MEDIA_ASSETS_VIDEO_KEY_FRAMES_WITH_CAPTIONS``: ``true`` downloads captioned videos too, for

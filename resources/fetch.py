@@ -64,7 +64,9 @@ class BrowserResource(dg.ConfigurableResource):
 
 
 class ManifestSource(dg.ConfigurableResource):
-    """Where the manifest sensor reads URLs from, and how many partitions go into one run."""
+    """Where the manifest sensor reads URLs from, how many partitions go into one run, and how
+    many manifest lines one evaluation reads (it pages through a long manifest, tick by tick)."""
 
     path: str = ""
     batch_size: int = BATCH_SIZE
+    page_lines: int = 10_000

@@ -9,23 +9,41 @@ needs them (``registry.resolve``), and sources are removed by a ``remove_sources
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import dagster as dg
 
+from media_assets.assets import ASSETS_BY_KIND
 from media_assets.batching import range_tags
 from media_assets.jobs import ingest_jobs
-from media_assets.manifest import Manifest, ManifestError, read_manifest
+from media_assets.manifest import (
+    Manifest,
+    ManifestError,
+    manifest_page,
+    parse_manifest_bytes,
+    read_manifest_bytes,
+)
 from media_assets.names import JOB_BY_KIND
+from media_assets.registry import MANIFEST_BYTES_TAG
 from media_assets.removal import removal_run_config, remove_sources_job
 from partitions import PARTITIONS_BY_KIND
 from resources.fetch import ManifestSource
 
 # Seconds between evaluations of the sensors (manifest and batch failure); tests use a few.
 SENSOR_INTERVAL_S = int(os.environ.get("MEDIA_ASSETS_SENSOR_INTERVAL_S", "30"))
+# A last line without its line end is read once the file has been still this long.
+SETTLED_S = 2.0
+
+# A page with more runs than this becomes one backfill per kind: the backfill daemon creates its
+# runs (the assets' multi-run policy, batch_size partitions each) at its own pace, while creating
+# them in the tick costs 0.1-3 s a run (their planned events) and would hold the tick for minutes.
+MAX_RUNS_PER_TICK = 20
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -38,33 +56,72 @@ IN_FLIGHT = [
 
 @dataclass(frozen=True)
 class ManifestCursor:
-    """The manifest's SHA-256 at the last successful tick, and how many changes were planned.
+    """How far the sensor has read the manifest: ``offset`` bytes, up to line ``line``, whose
+    SHA-256 is ``prefix``. A file whose first ``offset`` bytes changed was rewritten (truncated,
+    replaced, edited): a new pass reads it again from the start (``reconcile``) and, at its end,
+    removes the partitions whose URL left the manifest. Appended lines are simply the next page.
 
-    The generation goes into run keys: Dagster never launches a run key twice, and a URL that is
-    removed and added back must run again.
+    The generation counts passes and goes into run keys: Dagster never launches a run key twice,
+    and a URL that is removed and added back must run again.
     """
 
-    sha256: str | None = None
     generation: int = 0
+    offset: int = 0
+    line: int = 1
+    prefix: str | None = None
+    reconcile: bool = True
+    legacy_digest: str | None = None  # a cursor from before paging: the whole file's SHA-256
 
     @classmethod
     def parse(cls, cursor: str | None) -> ManifestCursor:
         if not cursor:
             return cls()
         if not cursor.startswith("{"):  # before the generation, the cursor was the bare digest
-            return cls(sha256=cursor)
+            return cls(legacy_digest=cursor)
         data = json.loads(cursor)
-        return cls(sha256=data["sha256"], generation=int(data["generation"]))
+        if "offset" not in data:  # {"sha256", "generation"}: before paging
+            return cls(generation=int(data["generation"]), legacy_digest=data["sha256"])
+        return cls(
+            generation=int(data["generation"]),
+            offset=int(data["offset"]),
+            line=int(data["line"]),
+            prefix=data["prefix"],
+            reconcile=bool(data["reconcile"]),
+        )
 
-    def next(self, sha256: str) -> ManifestCursor:
-        return ManifestCursor(sha256=sha256, generation=self.generation + 1)
+    def against(self, data: bytes) -> ManifestCursor:
+        """This cursor if ``data`` still starts with what it read, else the start of a new pass."""
+        if self.legacy_digest is not None:
+            if hashlib.sha256(data).hexdigest() == self.legacy_digest:
+                return self.after(data, len(data), data.count(b"\n") + 1)
+            return ManifestCursor(generation=self.generation + 1)
+        if self.offset == 0 and self.prefix is None:
+            return replace(self, generation=max(self.generation, 1))
+        if len(data) < self.offset or _digest(data, self.offset) != self.prefix:
+            return ManifestCursor(generation=self.generation + 1)
+        return self
+
+    def after(self, data: bytes, end: int, line: int) -> ManifestCursor:
+        """The cursor once ``data`` has been read up to byte ``end`` (line ``line``)."""
+        return ManifestCursor(
+            generation=max(self.generation, 1),
+            offset=end,
+            line=line,
+            prefix=_digest(data, end),
+            reconcile=self.reconcile and end < len(data),
+        )
 
     def serialize(self) -> str:
-        return json.dumps({"sha256": self.sha256, "generation": self.generation})
+        fields = ("generation", "offset", "line", "prefix", "reconcile")
+        return json.dumps({name: getattr(self, name) for name in fields})
 
-    @property
-    def run_key_prefix(self) -> str:
-        return f"{(self.sha256 or '')[:12]}.{self.generation}"
+    def run_key_prefix(self, start: int) -> str:
+        """Run keys of the page at byte ``start`` of this pass."""
+        return f"{self.generation}.{start}"
+
+
+def _digest(data: bytes, end: int) -> str:
+    return hashlib.sha256(memoryview(data)[:end]).hexdigest()
 
 
 def counted(n: int, noun: str) -> str:
@@ -73,7 +130,11 @@ def counted(n: int, noun: str) -> str:
 
 
 def batched_run_requests(
-    job_name: str, keys: Sequence[str], batch_size: int, run_key_prefix: str
+    job_name: str,
+    keys: Sequence[str],
+    batch_size: int,
+    run_key_prefix: str,
+    tags: dict[str, str] | None = None,
 ) -> list[dg.RunRequest]:
     """One run per ``batch_size`` consecutive new partitions, as a partition range.
 
@@ -84,10 +145,24 @@ def batched_run_requests(
         dg.RunRequest(
             run_key=f"{run_key_prefix}:{job_name}:{b[0]}:{b[-1]}:{len(b)}",
             job_name=job_name,
-            tags=range_tags(b),
+            tags={**range_tags(b), **(tags or {})},
         )
         for b in batches
     ]
+
+
+def backfill_request(kind: str, keys: Sequence[str], tags: dict[str, str]) -> dg.RunRequest:
+    """One backfill of the kind's ingest assets over ``keys`` (a run request the sensor daemon
+    turns into a backfill; ``for_asset_graph_subset`` is Dagster's own, not yet public)."""
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+    job = ingest_jobs[JOB_BY_KIND[kind]]
+    subset = PARTITIONS_BY_KIND[kind].subset_with_partition_keys(keys)
+    assets = {key: subset for a in ASSETS_BY_KIND[kind] for key in a.keys}
+    return dg.RunRequest.for_asset_graph_subset(
+        AssetGraphSubset(partitions_subsets_by_asset_key=assets),
+        tags={**(job.tags or {}), **tags, "media_assets/urls": str(len(keys))},
+    )
 
 
 @dataclass
@@ -112,7 +187,10 @@ class IngestPlan:
         """What the tick does, in a line: "3 new URLs in 1 run, 1 removed"."""
         new = sum(map(len, self.added.values()))
         removed = sum(map(len, self.removed.values()))
-        runs = counted(len(self.ingest_runs), "run")
+        backfills = sum(r.asset_graph_subset is not None for r in self.ingest_runs)
+        runs = counted(len(self.ingest_runs) - backfills, "run")
+        if backfills:
+            runs = counted(backfills, "backfill") + (f" and {runs}" if runs != "0 runs" else "")
         parts = [f"{counted(new, 'new URL')} in {runs}"] if new else []
         parts += [f"{removed} removed"] if removed else []
         text = ", ".join(parts) or "no new or removed URLs"
@@ -125,20 +203,29 @@ def plan_ingest(
     existing: dict[str, set[str]],
     batch_size: int,
     run_key_prefix: str = "",
+    *,
+    listing: Manifest | None = None,
+    remove: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> IngestPlan:
-    """New entries become partitions and batched runs; partitions whose URL left the manifest
-    go to one removal run (the manifest is the source of truth for what is indexed)."""
+    """New entries of ``manifest`` (the whole file, or a page of it) become partitions and
+    batched runs. With ``remove``, partitions whose URL is not in ``listing`` (the whole file;
+    ``manifest`` itself when not given) go to one removal run: the manifest is the source of
+    truth for what is indexed."""
     plan = IngestPlan(bad_lines=sum(p.severity == "error" for p in manifest.problems))
+    listed = listing or manifest
     for kind, job_name in JOB_BY_KIND.items():
         seen = existing.get(kind, set())
-        wanted = [e.key for e in manifest.by_kind(kind)]
-        new = [key for key in wanted if key not in seen]
-        gone = sorted(seen - set(wanted))
+        new = [e.key for e in manifest.by_kind(kind) if e.key not in seen]
+        gone = sorted(seen - {e.key for e in listed.by_kind(kind)}) if remove else []
         if gone:
             plan.removed[kind] = gone
         if new:
             plan.added[kind] = new
-            plan.ingest_runs += batched_run_requests(job_name, new, batch_size, run_key_prefix)
+            runs = batched_run_requests(job_name, new, batch_size, run_key_prefix, tags)
+            if len(runs) > MAX_RUNS_PER_TICK:
+                runs = [backfill_request(kind, new, tags or {})]
+            plan.ingest_runs += runs
     if plan.removed:
         plan.removal_run = dg.RunRequest(
             run_key=f"{run_key_prefix}:{remove_sources_job.name}",
@@ -164,32 +251,54 @@ def manifest_sensor(
             "no manifest configured: set MEDIA_ASSETS_MANIFEST to a .jsonl or .csv"
         )
     try:
-        parsed, digest = read_manifest(manifest.path)
-    except ManifestError as exc:
+        data = read_manifest_bytes(manifest.path)
+        settled = time.time() - Path(manifest.path).stat().st_mtime >= SETTLED_S
+    except (ManifestError, OSError) as exc:
         return dg.SkipReason(str(exc))
-    cursor = ManifestCursor.parse(context.cursor)
-    if cursor.sha256 == digest:
-        return dg.SkipReason("manifest unchanged")
+    cursor = ManifestCursor.parse(context.cursor).against(data)
+    if cursor.offset >= len(data) and not cursor.reconcile:
+        return dg.SensorResult(skip_reason="manifest unchanged", cursor=cursor.serialize())
     # Partitions under removal still exist: planning now would miss a URL added back meanwhile.
     removing = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=remove_sources_job.name, statuses=IN_FLIGHT), limit=1
     )
     if removing:
         return dg.SkipReason(f"manifest changed; waiting for removal run {removing[0].run_id}")
-    for problem in parsed.problems:
+    try:
+        page = manifest_page(
+            data, manifest.path, cursor.offset, cursor.line, manifest.page_lines,
+            take_tail=settled,
+        )  # fmt: skip
+        # The pass that read the file from its start ends by removing what left it.
+        ends_pass = cursor.reconcile and page.complete
+        listing = None
+        if ends_pass and page.start > 0:
+            listing = parse_manifest_bytes(data, manifest.path)
+    except ManifestError as exc:
+        return dg.SkipReason(str(exc))
+    for problem in page.manifest.problems:
         verdict = "skipped" if problem.severity == "error" else "warning:"
         context.log.warning(f"{verdict} {manifest.path} {problem}")
     existing = {
         kind: set(context.instance.get_dynamic_partitions(p.name))
         for kind, p in PARTITIONS_BY_KIND.items()
     }
-    following = cursor.next(digest)
-    plan = plan_ingest(parsed, existing, manifest.batch_size, following.run_key_prefix)
+    plan = plan_ingest(
+        page.manifest,
+        existing,
+        manifest.batch_size,
+        cursor.run_key_prefix(page.start),
+        listing=listing,
+        remove=ends_pass,
+        tags={MANIFEST_BYTES_TAG: f"{page.start}-{page.end}"},
+    )
     summary = plan.summary()
-    entries = len(parsed.entries)
-    context.log.info(f"{entries} {'entry' if entries == 1 else 'entries'}: {summary}")
+    following = cursor.after(data, page.end, page.next_line)
+    last = page.next_line - 1
+    lines = f"lines {page.line}-{last}" if last > page.line else f"line {page.line}"
+    context.log.info(f"{lines} of {manifest.path}: {summary}")
     if not plan.run_requests:
-        return dg.SensorResult(skip_reason=summary, cursor=following.serialize())
+        return dg.SensorResult(skip_reason=f"{lines}: {summary}", cursor=following.serialize())
     return dg.SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=plan.partition_requests,

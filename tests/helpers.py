@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -131,3 +132,51 @@ class Phases:
                 f"this test checks the state {phase!r}, but the module's shared pipeline has "
                 f"moved on to {self.current!r}: run the module's tests in file order"
             )
+
+
+class SensorDaemon:
+    """The sensor daemon's own iteration (``dagster._daemon.sensor``) in this process, against
+    ``instance`` and the code location served from a gRPC subprocess as the daemon serves it:
+    each ``tick()`` evaluates every running sensor that is due, applies its partition requests,
+    submits its runs and records the tick. The code server reads ``os.environ`` when started."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self._stack = ExitStack()
+
+    def __enter__(self) -> SensorDaemon:
+        from dagster._core.test_utils import create_test_daemon_workspace_context
+        from dagster._core.workspace.load_target import ModuleTarget
+
+        target = ModuleTarget(
+            module_name="media_assets.definitions",
+            attribute=None,
+            working_directory=str(ROOT),
+            location_name="media_assets",
+        )
+        self.workspace = self._stack.enter_context(
+            create_test_daemon_workspace_context(target, self.instance)
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def tick(self) -> None:
+        import logging
+
+        from dagster._daemon.sensor import execute_sensor_iteration
+
+        list(
+            execute_sensor_iteration(self.workspace, logging.getLogger("sensor-daemon"), None, None)
+        )
+
+    def ticks(self, sensor_name: str) -> list[Any]:
+        """The sensor's tick records, oldest first."""
+        from dagster._core.definitions.run_request import InstigatorType
+
+        for state in self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.name == sensor_name:
+                ticks = self.instance.get_ticks(state.instigator_origin_id, state.selector_id)
+                return sorted(ticks, key=lambda t: t.timestamp)
+        return []

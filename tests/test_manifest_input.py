@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from media_assets import ingest as ingest_module
+from media_assets import manifest as manifest_module
 from media_assets.manifest import Manifest, ManifestError, read_manifest
 from partitions.keys import InvalidURLError, normalize_url, partition_key
 from sensors import manifest as sensor_module
@@ -45,7 +46,8 @@ def jsonl_around(bad_line: str) -> str:
 
 
 def test_sensor_and_command_line_share_one_reader() -> None:
-    assert sensor_module.read_manifest is read_manifest
+    assert sensor_module.read_manifest_bytes is manifest_module.read_manifest_bytes
+    assert sensor_module.manifest_page is manifest_module.manifest_page  # parse_manifest a page
     assert ingest_module.read_manifest is read_manifest
 
 

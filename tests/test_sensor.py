@@ -4,6 +4,7 @@ The sensors themselves are only evaluated by Dagster's daemon (tests/test_daemon
 sensor function here would skip the checks Dagster makes of its result.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -67,17 +68,28 @@ def test_removed_entries_become_one_removal_run_and_keep_their_partitions() -> N
 
 def test_run_keys_differ_between_generations_so_a_url_added_back_runs_again() -> None:
     manifest = parse_manifest(manifest_of(["https://example.com/a"]), "jsonl")
-    first = ManifestCursor().next("f" * 64)
-    later = first.next("e" * 64).next("f" * 64)  # removed, then added back: the same digest
-    plans = [plan_ingest(manifest, {}, 50, c.run_key_prefix) for c in (first, later)]
+    data = manifest_of(["https://example.com/a"]).encode()
+    first = ManifestCursor().against(data)
+    read = first.after(data, len(data), 2)
+    other = manifest_of(["https://example.com/b"]).encode()
+    removed = read.against(other)  # rewritten without it: a new pass
+    later = removed.after(other, len(other), 2).against(data)  # added back: another pass
+    assert [c.generation for c in (first, removed, later)] == [1, 2, 3]
+    plans = [plan_ingest(manifest, {}, 50, c.run_key_prefix(0)) for c in (first, later)]
     keys = {p.run_requests[0].run_key for p in plans}
     assert len(keys) == 2
 
 
-def test_cursor_round_trips_and_reads_the_bare_digest_of_older_versions() -> None:
-    cursor = ManifestCursor(sha256="ab" * 32, generation=3)
+def test_cursor_round_trips_and_reads_the_digests_of_older_versions() -> None:
+    data = b'{"url": "https://example.com/a"}\n'
+    cursor = ManifestCursor(generation=3).after(data, len(data), 2)
     assert ManifestCursor.parse(cursor.serialize()) == cursor
-    assert ManifestCursor.parse("ab" * 32) == ManifestCursor(sha256="ab" * 32, generation=0)
+    assert cursor.against(data) == cursor and not cursor.reconcile
+    digest = hashlib.sha256(data).hexdigest()
+    for older in (digest, json.dumps({"sha256": digest, "generation": 3})):
+        # the file as the older cursor left it: read to its end, nothing to do
+        assert ManifestCursor.parse(older).against(data).offset == len(data)
+        assert ManifestCursor.parse(older).against(data + data).offset == 0  # changed: re-read
     assert ManifestCursor.parse(None) == ManifestCursor()
 
 
