@@ -63,8 +63,8 @@ def celery_settings(env: Mapping[str, str]) -> tuple[str, str]:
 
 def celery_executor(env: Mapping[str, str]) -> dg.ExecutorDefinition:
     """dagster-celery's executor: each step a task on the queue its ``dagster-celery/queue`` tag
-    names. The URLs are read from the environment when a run starts (they may hold a password,
-    which must not be baked into the definitions the UI shows)."""
+    names. The URLs are read from the environment when a run starts (Dagster's ``env`` source):
+    they may hold a password, which the definitions never hold."""
     from dagster_celery import celery_executor as dagster_celery_executor
 
     celery_settings(env)  # fail on loading the code location, not at the first run

@@ -5,13 +5,14 @@ engine event that starts each step in a worker)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from media_assets.assets import CHAINS
 from media_assets.batching import range_tags
 from media_assets.definitions import build_definitions, reconstructable_job
 from media_assets.demo.server import SiteServer, folder_hook
-from media_assets.executors import BROKER_ENV, EXECUTOR_ENV, QUEUES
+from media_assets.executors import BROKER_ENV, CELERY_QUEUE_TAG, EXECUTOR_ENV, QUEUES
+from media_assets.k8s import K8S_CONFIG_TAG
 from media_assets.manifest import read_manifest
 from media_assets.names import JOB_BY_KIND
 from partitions import PARTITIONS_BY_KIND
@@ -34,14 +36,42 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 GPU_STEPS = {"transcript", "speaker_turns", "frame_text"}  # speech, speakers, vision
 WORKER_EVENT = "Celery worker"  # dagster_celery.tasks: the engine event's metadata key
 
-pytestmark = [
-    pytest.mark.skipif(
-        not Path(REDIS_SERVER).exists(),
-        reason="redis-server not installed: scripts/setup.sh installs Debian's redis-server",
-    ),
-    needs_chromium,
-    pytest.mark.timeout(420),
-]
+needs_redis = pytest.mark.skipif(
+    not Path(REDIS_SERVER).exists(),
+    reason="redis-server not installed: scripts/setup.sh installs Debian's redis-server",
+)
+# Redis, two workers and two batches: 2-3 minutes on 2 cores, 6 when other work shares them.
+distributed = pytest.mark.timeout(600)
+
+
+# Without a broker: the configuration that picks the executor, and the one rule both read.
+# Then with one: a Redis server and a worker per queue, shared by the module's tests.
+
+
+def test_the_executor_is_chosen_by_configuration() -> None:
+    env = {"MEDIA_ASSETS_DATA": "/tmp/unused"}
+    assert build_definitions(env).resolve_job_def("web_ingest").executor_def.name == "in_process"
+    celery = {**env, EXECUTOR_ENV: "celery", BROKER_ENV: "redis://broker-host:6379/0"}
+    job = build_definitions(celery).resolve_job_def("video_ingest")
+    assert job.executor_def.name == "celery_queues"
+    multiprocess = build_definitions({**env, EXECUTOR_ENV: "multiprocess"})
+    assert multiprocess.resolve_job_def("web_ingest").executor_def.name == "multiprocess"
+    with pytest.raises(ValueError, match=BROKER_ENV):
+        build_definitions({**env, EXECUTOR_ENV: "celery"})
+    with pytest.raises(ValueError, match=f"{EXECUTOR_ENV}='kubernetes'.*in_process"):
+        build_definitions({**env, EXECUTOR_ENV: "kubernetes"})
+
+
+@pytest.mark.parametrize("job_name", ["web_ingest", "video_ingest"])
+def test_every_step_has_the_same_place_on_kubernetes_and_on_celery(job_name: str) -> None:
+    job = build_definitions({"MEDIA_ASSETS_DATA": "/tmp/unused"}).resolve_job_def(job_name)
+    places: dict[str, tuple[str, str]] = {}  # step -> (node pool, celery queue)
+    for node in job.graph.nodes:
+        pool = json.loads(node.tags[K8S_CONFIG_TAG])["pod_spec_config"]["node_selector"]
+        places[node.name] = (pool["media-assets/pool"], node.tags[CELERY_QUEUE_TAG])
+    assert all(k8s == queue for k8s, queue in places.values()), places
+    on_gpu = {name for name, (_, queue) in places.items() if queue == "gpu"}
+    assert on_gpu == (GPU_STEPS if job_name == "video_ingest" else set())
 
 
 def stop(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
@@ -55,13 +85,16 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
             process.wait()
 
 
-def wait_for(ready: object, what: str, processes: list[subprocess.Popen[bytes]], limit_s: float):
+def wait_for(
+    ready: Callable[[], object], what: str, processes: list[subprocess.Popen[bytes]], limit_s: float
+) -> None:
+    """Until ``ready()`` is true, failing early if one of ``processes`` exits."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
             pytest.fail(f"{what}: a process exited with {[p.poll() for p in processes]}")
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except Exception:  # not up yet
             pass
@@ -238,9 +271,10 @@ def runs(
 ) -> Runs:
     module_site.add_hook(folder_hook("/media/", demo_media))
     base = module_site.base_url
-    # The uncaptioned talk: speech recognition, speakers and on-screen text all do real work.
+    # Audio only: speech recognition and speakers do real work on the gpu worker; on-screen
+    # text runs there too, with no frames to read (a talk's slides would cost a minute of OCR).
     video = run_batch(
-        "video", [f"{base}/video/pollination-talk.html"], module_instance, module_tmp, celery_env
+        "video", [f"{base}/media/swarm-notes.m4a"], module_instance, module_tmp, celery_env
     )
     web = run_batch(
         "web",
@@ -254,10 +288,15 @@ def runs(
     return Runs(video, web, workers, module_instance)
 
 
+@needs_redis
+@distributed
 def test_each_worker_consumes_only_its_own_queue(workers: Workers) -> None:
     assert workers.queues == {workers.names[q]: {q} for q in QUEUES}
 
 
+@needs_redis
+@needs_chromium
+@distributed
 def test_gpu_steps_ran_on_the_gpu_worker_and_no_other_step_did(runs: Runs) -> None:
     gpu, cpu = runs.workers.names["gpu"], runs.workers.names["cpu"]
     video = runs.video
@@ -270,6 +309,9 @@ def test_gpu_steps_ran_on_the_gpu_worker_and_no_other_step_did(runs: Runs) -> No
     assert {step for step, queue in video.queue_of.items() if queue == "gpu"} == GPU_STEPS
 
 
+@needs_redis
+@needs_chromium
+@distributed
 def test_a_web_batch_runs_entirely_on_the_cpu_worker(runs: Runs) -> None:
     web = runs.web
     assert web.steps_started and set(web.worker_of) == web.steps_started
@@ -277,6 +319,9 @@ def test_a_web_batch_runs_entirely_on_the_cpu_worker(runs: Runs) -> None:
     assert set(web.queue_of.values()) == {"cpu"}
 
 
+@needs_redis
+@needs_chromium
+@distributed
 def test_the_workers_materialized_every_stage_of_both_batches(runs: Runs) -> None:
     for kind, batch in (("video", runs.video), ("web", runs.web)):
         for asset in CHAINS[kind]:
