@@ -198,8 +198,10 @@ class StaleStatusReader:
 
 def enable_event_batching(env: MutableMapping[str, str] | None = None) -> None:
     """Have Dagster hand a step's events for many partitions to the event log as one batch
-    (unless the environment already says otherwise), for the processes that set up runs: the
-    code location's and the CLI's.
+    (unless the environment already says otherwise), for the processes that create and execute
+    runs: every process that builds the local instance (``BatchingSqliteEventLogStorage``: the
+    daemon and webserver create runs and write their planned events) and every process that loads
+    the code location (``media_assets/definitions.py``, for other instances).
 
     Relies on ``DAGSTER_EVENT_BATCH_SIZE``, read by ``DagsterInstance`` for each event
     (``_get_event_batch_size``): the only switch for batched writes, and not documented.
@@ -229,6 +231,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> BatchingSqliteEventLogStorage:
+        # Built from dagster.yaml in each process that uses the instance: without batching
+        # enabled there, Dagster never hands this storage a batch.
+        enable_event_batching()
         return cls(inst_data=inst_data, **config_value)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:

@@ -2,8 +2,9 @@
 
 A batched step emits one materialization per partition; written one by one on SQLite they cost
 about a fifth of an ingest. ``DAGSTER_EVENT_BATCH_SIZE`` makes Dagster hand them over together and
-``BatchingSqliteEventLogStorage`` writes them in one transaction (``media_assets/definitions.py``
-sets the variable for every process that loads the code location). Production uses PostgreSQL
+``BatchingSqliteEventLogStorage`` writes them in one transaction (building it sets the variable,
+in every process that uses this instance: daemon, webserver, code server, runs, the CLI; see
+``media_assets/dagster_compat.py``). Production uses PostgreSQL
 (deploy/dagster.yaml), whose storage batches natively.
 """
 

@@ -1,6 +1,7 @@
 """Each Dagster internal that media_assets.dagster_compat relies on, exercised on a real instance
 in a temporary folder: a Dagster upgrade that changes one fails here, naming the capability."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,7 +168,8 @@ def test_event_batching_writes_each_batch_of_partition_events_at_once(
         capability("enable_event_batching / BatchingSqliteEventLogStorage"),
         dg.instance_for_test(temp_dir=str(home), overrides=local_instance_config(home)) as inst,
     ):
-        compat.enable_event_batching()  # monkeypatch restores the variable afterwards
+        # Building the local instance enabled batching (monkeypatch restores the variable).
+        assert os.environ.get(compat.EVENT_BATCH_SIZE_VAR) == compat.EVENT_BATCH_SIZE
         assert isinstance(inst.event_log_storage, compat.BatchingSqliteEventLogStorage)
         inst.add_dynamic_partitions(things.name, KEYS)
         job = dg.Definitions(assets=[up]).resolve_implicit_global_asset_job_def()
