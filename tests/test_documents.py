@@ -143,6 +143,12 @@ def batch(
             },
             pdf,
         ),
+        # A page that moves on to the PDF (a meta refresh): the PDF is what is indexed.
+        "/files/latest": (
+            200,
+            {"Content-Type": "text/html; charset=utf-8"},
+            b"<html><head><meta http-equiv=refresh content='0;url=/files/bees.pdf'></head></html>",
+        ),
         "/files/tides.txt": (200, {"Content-Type": PLAIN}, TEXT.encode()),
         "/files/guide": (200, {"Content-Type": "text/markdown"}, MARKDOWN.encode()),
         "/files/notes.md": (200, {"Content-Type": PLAIN}, NOTES_MD.encode()),
@@ -161,7 +167,7 @@ pytestmark = needs_chromium
 
 def test_documents_are_indexed_and_other_types_fail_alone(batch: Batch) -> None:
     assert batch.report.ok
-    assert batch.report.statuses["web"] == Counter({"indexed": 6, "failed": 2})
+    assert batch.report.statuses["web"] == Counter({"indexed": 7, "failed": 2})
     assert batch.report.failed_partitions == {
         batch.key("/files/logo.png"),
         batch.key("/files/site.zip"),
@@ -183,8 +189,17 @@ def test_an_unindexed_type_is_named_in_its_status(
     assert content_type in letters[-1].message
 
 
-@pytest.mark.parametrize("path", ["/files/bees.pdf", "/files/get?id=7"])
-def test_pdf_chunks_carry_their_page_and_link_to_it(batch: Batch, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "served_at"),
+    [
+        ("/files/bees.pdf", "/files/bees.pdf"),
+        ("/files/get?id=7", "/files/get?id=7"),
+        ("/files/latest", "/files/bees.pdf"),
+    ],
+)
+def test_pdf_chunks_carry_their_page_and_link_to_it(
+    batch: Batch, path: str, served_at: str
+) -> None:
     render = batch.record("rendered_page", path)
     document = render["document"]
     stored = batch.defs.resources["object_store"].get(document["file"])
@@ -194,7 +209,7 @@ def test_pdf_chunks_carry_their_page_and_link_to_it(batch: Batch, path: str) -> 
     assert [c["page_number"] for c in chunks] == [1, 2, 3]
     for chunk in chunks:
         page = chunk["page_number"]
-        assert chunk["deep_link"] == f"{batch.url(path)}#page={page}"
+        assert chunk["deep_link"] == f"{batch.url(served_at)}#page={page}"
         assert PAGE_SENTENCES[page] in chunk["text"]
         assert chunk["section"] == f"Chapter {page}"
         # The running title and page footer are on every page, not in every chunk.
@@ -204,7 +219,7 @@ def test_pdf_chunks_carry_their_page_and_link_to_it(batch: Batch, path: str) -> 
 def test_a_sentence_on_page_two_is_found_on_page_two(batch: Batch) -> None:
     index, embedder = batch.defs.resources["vector_index"], batch.defs.resources["embedder"]
     hits = search("how do winter bees keep the queen warm", index, embedder, k=3)
-    pdfs = {batch.key("/files/bees.pdf"), batch.key("/files/get?id=7")}
+    pdfs = {batch.key(p) for p in ("/files/bees.pdf", "/files/get?id=7", "/files/latest")}
     assert hits[0].source_key in pdfs
     assert hits[0].deep_link.endswith("#page=2")
     assert PAGE_SENTENCES[2] in hits[0].snippet
