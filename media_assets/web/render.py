@@ -527,16 +527,19 @@ class PageRenderer:
         document = watch.document
         if document is None:
             raise RenderFailure("no response for the document", "network")
-        self._check_document(page, document, since, result)
-        if (fmt := document_format(document.content_type, document.url)) is not None:
-            await self._take_document(page, document.url, fmt, since, result)
+        if await self._judge_document(page, document, since, result):
             return
         t2 = time.perf_counter()
         settled = await self._settle(page, watch) if loaded else False
         result.timings_ms["settle"] = round((time.perf_counter() - t2) * 1000, 1)
-        if watch.document is not None and watch.document.url != document.url:
-            # A meta refresh or a script moved the tab on: judge the document it ended on.
-            self._check_document(page, watch.document, since, result)
+        moved = watch.document
+        # A meta refresh or a script moved the tab on: judge the document it ended on.
+        if (
+            moved is not None
+            and moved.url != document.url
+            and await self._judge_document(page, moved, since, result)
+        ):
+            return
         html = await self._content(page, watch)
         result.final_url = page.url
         cut = self._event(page, since, "too_large")
@@ -592,6 +595,17 @@ class PageRenderer:
         result.content_type = document.content_type or None
         if not _is_page(document.content_type) and not _is_document(document):
             raise RenderFailure(unsupported_message(document.content_type), UNSUPPORTED)
+
+    async def _judge_document(
+        self, page: Page, document: _Document, since: float, result: RenderResult
+    ) -> bool:
+        """Check the document (``_check_document``); a PDF, plain text or Markdown file is then
+        taken as it is, and True says the render is done."""
+        self._check_document(page, document, since, result)
+        fmt = document_format(document.content_type, document.url)
+        if fmt is not None:
+            await self._take_document(page, document.url, fmt, since, result)
+        return fmt is not None
 
     async def _take_document(
         self, page: Page, url: str, fmt: DocumentFormat, since: float, result: RenderResult
