@@ -72,6 +72,7 @@ TEXT = (
 )
 PLAIN = "text/plain; charset=utf-8"
 RUNNING_TITLE = "The apiary almanac"
+PDF_TITLE = "Apiary year book"
 
 
 def make_pdf(html: str) -> bytes:
@@ -85,7 +86,7 @@ def make_pdf(html: str) -> bytes:
                 executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
             )
             page = await browser.new_page()
-            await page.set_content(f"<html><body>{html}</body></html>")
+            await page.set_content(f"<html><head><title>{PDF_TITLE}</title></head>{html}</html>")
             margin = {"top": "2cm", "bottom": "2cm", "left": "1.5cm", "right": "1.5cm"}
             small = "<div style='font-size:9px;width:100%;text-align:center'>{}</div>"
             data = await page.pdf(
@@ -205,6 +206,7 @@ def test_pdf_chunks_carry_their_page_and_link_to_it(
     stored = batch.defs.resources["object_store"].get(document["file"])
     assert document["format"] == "pdf" and stored == batch.pdf
     assert document["sha256"] == hashlib.sha256(batch.pdf).hexdigest()
+    assert batch.record("page_elements", path)["title"] == PDF_TITLE  # the PDF's own
     chunks = batch.chunks(path)
     assert [c["page_number"] for c in chunks] == [1, 2, 3]
     for chunk in chunks:
@@ -241,7 +243,8 @@ def test_plain_text_is_indexed_as_its_paragraphs(batch: Batch) -> None:
     assert "Each constituent is a wave with its own period." in chunk["text"]
     assert "neap tides follow the quarters" in chunk["text"]
     assert chunk["deep_link"].startswith(f"{batch.url('/files/tides.txt')}#:~:text=Tide")
-    assert batch.record("page_elements", "/files/tides.txt")["format"] == "text"
+    elements = batch.record("page_elements", "/files/tides.txt")
+    assert (elements["format"], elements["title"]) == ("text", "tides.txt")
 
 
 def test_a_web_page_in_the_same_batch_is_rendered_as_before(batch: Batch) -> None:

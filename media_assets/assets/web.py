@@ -2,7 +2,6 @@
 
 import hashlib
 from dataclasses import asdict
-from urllib.parse import unquote, urlsplit
 
 import dagster as dg
 
@@ -18,7 +17,12 @@ from media_assets.assets.common import (
 from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
 from media_assets.web.chunk import ChunkSettings, chunk_page
-from media_assets.web.documents import EXTENSIONS, FetchedDocument, document_elements
+from media_assets.web.documents import (
+    EXTENSIONS,
+    FetchedDocument,
+    document_elements,
+    document_title,
+)
 from media_assets.web.extract import PageElement, extract_elements
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
@@ -118,10 +122,9 @@ def rendered_page(
 def elements_record(page: Record, store: ObjectStore) -> Record:
     document = page.get("document")
     if document:
-        elements = document_elements(
-            store.get(document["file"]), document["format"], document["media_type"]
-        )
-        title = page.get("title") or _first_heading(elements) or _file_name(page["final_url"])
+        data = store.get(document["file"])
+        elements = document_elements(data, document["format"], document["media_type"])
+        title = document_title(data, document["format"], elements, page["final_url"])
         missing = "no text in the document (a scanned PDF has none: OCR is not enabled)"
     else:
         elements = extract_elements(page["html"], page.get("final_url"))
@@ -136,14 +139,6 @@ def elements_record(page: Record, store: ObjectStore) -> Record:
     if not elements:
         return {**base, "status": "empty", "error": missing, "elements": []}
     return {**base, "status": "ok", "elements": [e.record() for e in elements]}
-
-
-def _first_heading(elements: list[PageElement]) -> str | None:
-    return next((e.text for e in elements if e.kind == "title"), None)
-
-
-def _file_name(url: str) -> str | None:
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or None
 
 
 @url_asset(

@@ -172,6 +172,41 @@ def document_elements(data: bytes, fmt: DocumentFormat, media_type: str = "") ->
     return markdown_elements(text) if fmt == "markdown" else text_elements(text)
 
 
+def document_title(
+    data: bytes, fmt: DocumentFormat, elements: list[PageElement], url: str
+) -> str | None:
+    """What to call the document: a PDF's own title when it is a real one, a Markdown file's
+    first top-level heading, else the file's name in its URL."""
+    if fmt == "pdf":
+        title = _pdf_title(data)
+    else:
+        title = next((e.text for e in elements if e.kind == "title" and e.level == 1), None)
+    return title or unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or None
+
+
+# Titles that PDF writers fill in by themselves: a browser's page address, a word processor's
+# file name, a placeholder.
+NOT_A_TITLE = re.compile(
+    r"^(about:|https?:|file:|untitled\b|microsoft \w+ - )|\.(docx?|pdf|odt|rtf|pptx?|html?)$", re.I
+)
+
+
+def _pdf_title(data: bytes) -> str | None:
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfparser import PDFParser
+    from pdfminer.utils import decode_text as decode_pdf_text
+
+    try:
+        info = PDFDocument(PDFParser(io.BytesIO(data))).info
+        raw = next((i["Title"] for i in info if isinstance(i, dict) and "Title" in i), None)
+    except Exception:  # a broken info dictionary is no title, not a broken document
+        return None
+    if isinstance(raw, bytes):
+        raw = decode_pdf_text(raw)
+    title = _clean(raw) if isinstance(raw, str) else ""
+    return title if title and not NOT_A_TITLE.search(title) else None
+
+
 def decode_text(data: bytes, media_type: str) -> str:
     """Text in the charset the server declared (UTF-8 when it declared none or a wrong one)."""
     message = Message()
