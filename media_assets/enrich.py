@@ -77,8 +77,19 @@ class DocumentEmbedder(Protocol):
 
 @cache
 def language() -> Language:
-    """The spaCy pipeline, loaded once per process from its package (no path, no download)."""
-    return importlib.import_module(SPACY_PACKAGE).load(exclude=["parser", "senter"])
+    """The spaCy pipeline, loaded once per process from its package (no path, no download).
+
+    spaCy imports every package that declares a pipeline component (a ``spacy_factories`` entry
+    point) each time it builds a pipeline; Presidio declares one, so loading would import
+    Presidio whatever the PII policy. This pipeline uses none of them: they are not loaded."""
+    from spacy.util import registry
+
+    factories = registry._entry_point_factories
+    before, factories.entry_points = factories.entry_points, False
+    try:
+        return importlib.import_module(SPACY_PACKAGE).load(exclude=["parser", "senter"])
+    finally:
+        factories.entry_points = before
 
 
 @cache
@@ -128,7 +139,7 @@ def entities(doc: Doc, skip: Sequence[tuple[int, int]] = ()) -> list[dict[str, A
             continue
         text = " ".join(ent.text.split()).strip(" .,;:'\"()[]")
         key = entity_key(text)
-        if not key or key.isdigit():
+        if not re.search(r"[^\W\d_]", key):  # a name has letters
             continue
         names.setdefault(key, Counter())[ent.label_] += 1
         shown.setdefault(key, text)

@@ -84,7 +84,19 @@ def iban_valid(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
-_CHECKSUMS = {"CREDIT_CARD": luhn_valid, "IBAN_CODE": iban_valid}
+def plausible_name(text: str) -> bool:
+    """Whether a span the NER calls a person reads like a name: capitalised words, no digits
+    (the small model also calls "node" in "render node", or "RN-20", a person)."""
+    words = text.split()
+    return (
+        not any(c.isdigit() for c in text)
+        and any(w[:1].isupper() for w in words)
+        and all(w[:1].isupper() or (w.islower() and len(w) <= 3) for w in words)
+    )
+
+
+# Findings that count only when they pass: checksums for numbers, the shape of a name.
+_CHECKS = {"CREDIT_CARD": luhn_valid, "IBAN_CODE": iban_valid, "PERSON": plausible_name}
 
 
 @cache
@@ -145,8 +157,7 @@ def find_pii(text: str, doc: Doc) -> list[PiiSpan]:
     spans = [
         PiiSpan(r.start, r.end, r.entity_type, float(r.score))
         for r in found
-        if r.entity_type in PLACEHOLDERS
-        and _CHECKSUMS.get(r.entity_type, bool)(text[r.start : r.end])
+        if r.entity_type in PLACEHOLDERS and _CHECKS.get(r.entity_type, bool)(text[r.start : r.end])
     ]
     kept: list[PiiSpan] = []
     for span in sorted(spans, key=lambda s: (-s.score, s.start - s.end, s.start)):

@@ -518,11 +518,15 @@ def text_annotations(
 ) -> TextGate:
     """The PII gate over the speech (sentence by sentence) and the text on screen, then entities
     (spaCy) over each sentence and each screen text, and keywords (YAKE) over each sentence, as
-    annotations over the sentence's or text's time. ``redact`` replaces personal data in the
-    words and texts; ``drop`` leaves out the sentences and texts that hold any; ``flag`` counts."""
+    annotations over the sentence's or text's time; chapter titles pass the gate too. ``redact``
+    replaces personal data in the words and texts; ``drop`` leaves out the sentences and texts
+    that hold any; ``flag`` counts. Speaker names (a caption's voice, a diarizer's label) are
+    left as they are: ``--speaker`` finds them."""
     words = [a for a in annotations if a.type == "speech"]
-    shown = [a for a in annotations if a.type == "on_screen"]
-    others = [a for a in annotations if a.type not in ("speech", "on_screen")]
+    # Texts read as they are: on screen, and chapter titles (a detected chapter's title is its
+    # first words).
+    shown = [a for a in annotations if a.type in ("on_screen", "chapter")]
+    others = [a for a in annotations if a.type not in ("speech", "on_screen", "chapter")]
     sentences = sentence_words(words)
     said = [" ".join(w.text for w in group) for group in sentences]
     findings = enrich.analyse([*said, *(a.text for a in shown)], policy)
@@ -553,10 +557,11 @@ def text_annotations(
             dropped += 1
             continue
         kept.append(replace(text, text=finding.text) if policy == "redact" else text)
-        kept.extend(
-            entity_model.annotation(source_key, "entity", text.start_s, text.end_s, e["text"])
-            for e in finding.entities
-        )
+        if text.type == "on_screen":
+            kept.extend(
+                entity_model.annotation(source_key, "entity", text.start_s, text.end_s, e["text"])
+                for e in finding.entities
+            )
     return TextGate(kept, found, dropped)
 
 
