@@ -319,6 +319,14 @@ def test_markdown_keeps_structure_and_drops_markup() -> None:
     )
 
 
+def test_markdown_front_matter_is_not_text() -> None:
+    text = "---\ntitle: Hive log\ntags: [bees]\n---\n# Hive log\n\nQueen seen on frame four.\n"
+    assert [(e.kind, e.text) for e in markdown_elements(text)] == [
+        ("title", "Hive log"),
+        ("text", "Queen seen on frame four."),
+    ]
+
+
 def test_a_broken_pdf_is_named_corrupt_not_empty() -> None:
     with pytest.raises(DocumentError, match="the PDF cannot be read") as caught:
         document_elements(b"%PDF-1.4\n" + b"0" * 2000, "pdf")

@@ -47,6 +47,8 @@ EXTENSIONS: dict[DocumentFormat, str] = {"pdf": "pdf", "text": "txt", "markdown"
 PDF_MAGIC = b"%PDF-"
 SPACE = re.compile(r"\s+")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# Metadata at the top of a Markdown file (Jekyll, Hugo): YAML between ---, TOML between +++.
+FRONT_MATTER = re.compile(r"\A(---|\+\+\+)[ \t]*\n.*?\n\1[ \t]*(\n|\Z)", re.S)
 
 
 class DocumentError(Exception):
@@ -236,7 +238,9 @@ def markdown_elements(text: str) -> list[PageElement]:
     items, quotes, code blocks and tables; inline markup is dropped, link and image text kept."""
     from markdown_it import MarkdownIt
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(text.lstrip("\ufeff"))
+    # Front matter would read as a heading ("title: …" over a --- line is a setext heading).
+    body = FRONT_MATTER.sub("", text.lstrip("\ufeff"), count=1)
+    tokens = MarkdownIt("commonmark").enable("table").parse(body)
     out: list[PageElement] = []
     containers: list[str] = []  # open list items and block quotes, innermost last
     heading_level = 0
