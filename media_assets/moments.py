@@ -60,6 +60,7 @@ GLIMPSE_S = 0.5
 # Candidates each retrieval brings, and how many buckets a run is completed by per fetch.
 POOL = 300
 GROW = 30
+NEAR = 5  # the first fetch beside each run: most end within a few buckets of the candidates
 MAX_GROW = 1800  # half an hour of 1 s buckets on either side
 
 
@@ -119,6 +120,9 @@ class _Scored:
         return int(self.row["bucket"])
 
 
+Key = tuple[str, int]  # (source_key, bucket)
+
+
 def _annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     nested = json.loads(row.get("annotations") or "{}")
     return [a for by_model in nested.values() for a in by_model if a["type"] == kind]
@@ -132,11 +136,15 @@ class _Scorer:
         self.vector = None if vector is None else vector / (float(np.linalg.norm(vector)) or 1.0)
         self.said_terms = terms(query.said or "")
         self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
+        self._terms: dict[str, list[str]] = {}  # a sentence's stems, once per sentence
 
     def said(self, row: dict[str, Any], vector: np.ndarray) -> tuple[float, bool, Any]:
         if not row.get("context"):
             return 0.0, False, None
-        lexical = term_coverage(self.said_terms, terms(row.get("said_terms") or ""))
+        sentence = row.get("said_terms") or ""
+        if sentence not in self._terms:  # a sentence spans several buckets
+            self._terms[sentence] = terms(sentence)
+        lexical = term_coverage(self.said_terms, self._terms[sentence])
         norm = float(np.linalg.norm(vector))
         cosine = (
             float(np.dot(vector, self.vector)) / norm if norm and self.vector is not None else 0
@@ -224,34 +232,53 @@ def _peak(run: Sequence[_Scored], lead: str) -> float:
 
 
 def _complete(
-    run: list[_Scored], index: MomentsIndex, scorer: _Scorer, known: dict[tuple[str, int], _Scored]
-) -> list[_Scored]:
-    """The run extended over neighbouring buckets that match too, fetched from the index where
-    the candidates did not bring them (a long sentence or slide, a large index)."""
-    source = run[0].row["source_key"]
+    runs: Sequence[list[_Scored]], index: MomentsIndex, scorer: _Scorer, known: dict[Key, _Scored]
+) -> list[list[_Scored]]:
+    """Each run extended over neighbouring buckets that match too, fetched from the index where
+    the candidates did not bring them (a long sentence or slide, a large index).
 
-    def fetch(first: int, last: int) -> None:
-        for found in index.window(source, max(first, 0), last):
-            if found.key not in known:
-                known[found.key] = scorer.score(found)
-
-    for step in (-1, 1):
-        edge = run[0].bucket if step < 0 else run[-1].bucket
-        for _ in range(MAX_GROW):
-            nxt = edge + step
-            if nxt < 0:
+    The runs grow together, in rounds: each round asks the index, in one query, for the buckets
+    past every edge still growing (``NEAR`` of them at first, as most runs end there, then
+    ``GROW``), and a fetched bucket is scored when an edge reaches it.
+    """
+    fetched: dict[Key, Candidate] = {}
+    # (run, step) -> the edge's bucket, and the farthest bucket asked for past it
+    edges = {
+        (i, step): run[0 if step < 0 else -1].bucket
+        for i, run in enumerate(runs)
+        for step in (-1, 1)
+    }
+    asked = dict(edges)
+    growing = set(edges)
+    size = NEAR
+    while growing:
+        wanted = []
+        for i, step in sorted(growing):
+            source, start = runs[i][0].row["source_key"], runs[i][0 if step < 0 else -1].bucket
+            edge = edges[(i, step)]
+            while True:
+                nxt = edge + step
+                if (source, nxt) not in known and (source, nxt) in fetched:
+                    known[(source, nxt)] = scorer.score(fetched[(source, nxt)])
+                found = known.get((source, nxt))
+                if found is not None and found.holds and abs(nxt - start) <= MAX_GROW:
+                    edge = nxt
+                    continue
+                if found is None and nxt >= 0 and (nxt - asked[(i, step)]) * step > 0:
+                    far = nxt + step * (size - 1)
+                    wanted.append((source, min(nxt, far), max(nxt, far)))
+                    asked[(i, step)] = far
+                else:  # no match there, or no such bucket (asked for, not found)
+                    growing.discard((i, step))
                 break
-            if (source, nxt) not in known and step < 0:
-                fetch(nxt - GROW + 1, nxt)
-            elif (source, nxt) not in known:
-                fetch(nxt, nxt + GROW - 1)
-            found = known.get((source, nxt))
-            if found is None or not found.holds:
-                break
-            edge = nxt
-        lo, hi = (edge, run[-1].bucket) if step < 0 else (run[0].bucket, edge)
-        run = [known[(source, b)] for b in range(lo, hi + 1)]
-    return run
+            edges[(i, step)] = edge
+        for found in index.windows(wanted) if wanted else []:
+            fetched.setdefault(found.key, found)
+        size = GROW
+    return [
+        [known[(run[0].row["source_key"], b)] for b in range(edges[(i, -1)], edges[(i, 1)] + 1)]
+        for i, run in enumerate(runs)
+    ]
 
 
 def _moments(run: list[_Scored], lead: str, conditions: Sequence[str]) -> list[Moment]:
@@ -344,8 +371,8 @@ def find_moments(
     runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
     found = [
         replace(m, relaxed=said_floor < SAID_FLOOR)
-        for run in runs
-        for m in _moments(_complete(run, index, scorer, known), lead, conditions)
+        for run in _complete(runs, index, scorer, known)
+        for m in _moments(run, lead, conditions)
     ]
     unique = {(m.source_key, m.first_bucket): m for m in found}  # completed runs may meet
     # Equal scores (a speaker's turns): the longer moment first.
