@@ -137,7 +137,7 @@ def entities(doc: Doc, skip: Sequence[tuple[int, int]] = ()) -> list[dict[str, A
             continue
         if any(ent.start_char < end and start < ent.end_char for start, end in skip):
             continue
-        text = " ".join(ent.text.split()).strip(" .,;:'\"()[]")
+        text = re.sub(r"^the\s+", "", " ".join(ent.text.split()), flags=re.I).strip(" .,;:'\"()[]")
         key = entity_key(text)
         if not re.search(r"[^\W\d_]", key):  # a name has letters
             continue
