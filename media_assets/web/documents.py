@@ -26,7 +26,7 @@ import httpx
 
 from media_assets.egress import EGRESS_HEADER, raise_for_refusal
 from media_assets.retry import classify_http
-from media_assets.web.extract import PageElement, table_element
+from media_assets.web.extract import ElementKind, PageElement, table_element
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -301,7 +301,7 @@ def _inline_text(token: Token) -> str:
 
 # unstructured's categories, as the element kinds a page has. Page numbers and images carry no
 # text worth a chunk; headers and footers are kept unless they repeat (``_running``).
-PDF_KINDS: dict[str, str] = {
+PDF_KINDS: dict[str, ElementKind] = {
     "Title": "title",
     "NarrativeText": "text",
     "Text": "text",
@@ -345,7 +345,7 @@ def pdf_elements(data: bytes) -> list[PageElement]:
         else:
             depth = part.metadata.category_depth if kind == "title" else None
             level = min((depth or 0) + 1, 6) if kind == "title" else 0
-            out.append(PageElement(kind, text, level=level, page_number=page))  # type: ignore[arg-type]
+            out.append(PageElement(kind, text, level=level, page_number=page))
     return out
 
 
