@@ -19,7 +19,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from media_assets.assets import ASSETS_BY_KIND
 from media_assets.batching import range_tags
 from media_assets.jobs import ingest_jobs
 from media_assets.manifest import (
@@ -40,9 +39,9 @@ SENSOR_INTERVAL_S = int(os.environ.get("MEDIA_ASSETS_SENSOR_INTERVAL_S", "30"))
 # A last line without its line end is read once the file has been still this long.
 SETTLED_S = 2.0
 
-# A page with more runs than this becomes one backfill per kind: the backfill daemon creates its
-# runs (the assets' multi-run policy, batch_size partitions each) at its own pace, while creating
-# them in the tick costs 0.1-3 s a run (their planned events) and would hold the tick for minutes.
+# Runs one tick requests per kind at most: a page with more new URLs than this many batches
+# gets larger batches. The daemon creates each run in the tick, writing a planned event per asset
+# and partition (0.1-3 s a run): 200 runs of 50 would hold a 10,000-line tick for minutes.
 MAX_RUNS_PER_TICK = 20
 
 IN_FLIGHT = [
@@ -151,20 +150,6 @@ def batched_run_requests(
     ]
 
 
-def backfill_request(kind: str, keys: Sequence[str], tags: dict[str, str]) -> dg.RunRequest:
-    """One backfill of the kind's ingest assets over ``keys`` (a run request the sensor daemon
-    turns into a backfill; ``for_asset_graph_subset`` is Dagster's own, not yet public)."""
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-
-    job = ingest_jobs[JOB_BY_KIND[kind]]
-    subset = PARTITIONS_BY_KIND[kind].subset_with_partition_keys(keys)
-    assets = {key: subset for a in ASSETS_BY_KIND[kind] for key in a.keys}
-    return dg.RunRequest.for_asset_graph_subset(
-        AssetGraphSubset(partitions_subsets_by_asset_key=assets),
-        tags={**(job.tags or {}), **tags, "media_assets/urls": str(len(keys))},
-    )
-
-
 @dataclass
 class IngestPlan:
     added: dict[str, list[str]] = field(default_factory=dict)  # kind -> new partition keys
@@ -187,10 +172,7 @@ class IngestPlan:
         """What the tick does, in a line: "3 new URLs in 1 run, 1 removed"."""
         new = sum(map(len, self.added.values()))
         removed = sum(map(len, self.removed.values()))
-        backfills = sum(r.asset_graph_subset is not None for r in self.ingest_runs)
-        runs = counted(len(self.ingest_runs) - backfills, "run")
-        if backfills:
-            runs = counted(backfills, "backfill") + (f" and {runs}" if runs != "0 runs" else "")
+        runs = counted(len(self.ingest_runs), "run")
         parts = [f"{counted(new, 'new URL')} in {runs}"] if new else []
         parts += [f"{removed} removed"] if removed else []
         text = ", ".join(parts) or "no new or removed URLs"
@@ -222,10 +204,8 @@ def plan_ingest(
             plan.removed[kind] = gone
         if new:
             plan.added[kind] = new
-            runs = batched_run_requests(job_name, new, batch_size, run_key_prefix, tags)
-            if len(runs) > MAX_RUNS_PER_TICK:
-                runs = [backfill_request(kind, new, tags or {})]
-            plan.ingest_runs += runs
+            batch = max(batch_size, -(-len(new) // MAX_RUNS_PER_TICK))
+            plan.ingest_runs += batched_run_requests(job_name, new, batch, run_key_prefix, tags)
     if plan.removed:
         plan.removal_run = dg.RunRequest(
             run_key=f"{run_key_prefix}:{remove_sources_job.name}",
@@ -266,9 +246,13 @@ def manifest_sensor(
         return dg.SkipReason(f"manifest changed; waiting for removal run {removing[0].run_id}")
     try:
         page = manifest_page(
-            data, manifest.path, cursor.offset, cursor.line, manifest.page_lines,
+            data,
+            manifest.path,
+            cursor.offset,
+            cursor.line,
+            manifest.page_lines,
             take_tail=settled,
-        )  # fmt: skip
+        )
         # The pass that read the file from its start ends by removing what left it.
         ends_pass = cursor.reconcile and page.complete
         listing = None

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -143,6 +144,7 @@ class SensorDaemon:
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
         self._stack = ExitStack()
+        self._last = 0.0
 
     def __enter__(self) -> SensorDaemon:
         from dagster._core.test_utils import create_test_daemon_workspace_context
@@ -163,10 +165,13 @@ class SensorDaemon:
         self._stack.close()
 
     def tick(self) -> None:
+        """One iteration of the daemon's loop; sensors with an interval of 1 s are due again."""
         import logging
 
         from dagster._daemon.sensor import execute_sensor_iteration
 
+        time.sleep(max(0.0, self._last + 1.05 - time.monotonic()))
+        self._last = time.monotonic()
         list(
             execute_sensor_iteration(self.workspace, logging.getLogger("sensor-daemon"), None, None)
         )

@@ -1,0 +1,148 @@
+"""The manifest sensor pages through a long manifest under the sensor daemon's own iteration:
+every line registered once over several ticks, appended lines picked up alone, a rewritten
+manifest read again from its start with what left it removed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.scheduler.instigation import TickStatus
+
+from media_assets.instance import local_instance_config
+from media_assets.manifest import parse_manifest, read_manifest
+from sensors.manifest import MAX_RUNS_PER_TICK, plan_ingest
+from tests.helpers import SensorDaemon
+
+PAGE_LINES = 200
+URLS = 1_000
+BATCH_SIZE = 100  # two runs a page: each run costs the tick 0.1-3 s (its planned events)
+
+
+def write_lines(path: Path, urls: list[str], mode: str = "w") -> None:
+    with path.open(mode) as file:
+        file.writelines(json.dumps({"url": u, "kind": "web"}) + "\n" for u in urls)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SensorDaemon, Path]]:
+    folder = tmp_path_factory.mktemp("scale")
+    manifest = folder / "manifest.jsonl"
+    write_lines(manifest, [f"https://example.com/page/{i}" for i in range(URLS)])
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MEDIA_ASSETS_MANIFEST", str(manifest))
+    patch.setenv("MEDIA_ASSETS_PAGE_LINES", str(PAGE_LINES))
+    patch.setenv("MEDIA_ASSETS_SENSOR_INTERVAL_S", "1")
+    patch.setenv("MEDIA_ASSETS_BATCH_SIZE", str(BATCH_SIZE))
+    patch.setenv("MEDIA_ASSETS_DATA", str(folder / "data"))
+    # Runs wait in the queue (no queue daemon here): the test is about what the ticks plan.
+    queued = {
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+        }
+    }
+    home = folder / "home"
+    home.mkdir()
+    overrides = {**local_instance_config(home), **queued}
+    with (
+        dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance,
+        SensorDaemon(instance) as d,
+    ):
+        yield d, manifest
+    patch.undo()
+
+
+def web_partitions(instance: dg.DagsterInstance) -> list[str]:
+    return instance.get_dynamic_partitions("web_pages")
+
+
+def requested_keys(instance: dg.DagsterInstance) -> list[str]:
+    """Partition keys of every ingest run requested so far (a key twice: a duplicate request)."""
+    ordered = web_partitions(instance)
+    keys = []
+    for run in instance.get_runs(filters=dg.RunsFilter(job_name="web_ingest")):
+        start = run.tags["dagster/asset_partition_range_start"]
+        end = run.tags["dagster/asset_partition_range_end"]
+        keys += ordered[ordered.index(start) : ordered.index(end) + 1]
+    return keys
+
+
+def tick_until_read(daemon: SensorDaemon, limit: int = 20) -> list:
+    """Ticks of the manifest sensor until one finds nothing more to read; returns the new ones."""
+    before = len(daemon.ticks("manifest_sensor"))
+    for _ in range(limit):
+        daemon.tick()
+        ticks = daemon.ticks("manifest_sensor")
+        assert ticks[-1].status != TickStatus.FAILURE, ticks[-1].error
+        if ticks[-1].skip_reason == "manifest unchanged":
+            return ticks[before:-1]
+    reasons = [(t.status, t.skip_reason, t.cursor) for t in daemon.ticks("manifest_sensor")]
+    raise AssertionError(f"the sensor still had lines to read after {limit} ticks: {reasons}")
+
+
+def added(ticks: list) -> list[str]:
+    return [
+        key
+        for tick in ticks
+        for result in tick.dynamic_partitions_request_results
+        for key in result.added_partitions or []
+    ]
+
+
+def test_a_long_manifest_is_read_a_page_a_tick_without_loss_or_duplicate(daemon) -> None:
+    d, manifest = daemon
+    expected = [e.key for e in read_manifest(manifest)[0].entries]
+    ticks = tick_until_read(d)
+    assert len(ticks) == URLS // PAGE_LINES
+    assert all(len(added([t])) == PAGE_LINES for t in ticks)
+    assert all(len(t.run_ids) == PAGE_LINES // BATCH_SIZE for t in ticks)
+    assert web_partitions(d.instance) == expected  # in manifest order: runs cover ranges
+    requested = requested_keys(d.instance)
+    assert sorted(requested) == sorted(expected)  # each key in exactly one run
+
+
+def test_appended_lines_alone_are_read_next(daemon) -> None:
+    d, manifest = daemon
+    before = web_partitions(d.instance)
+    new = [f"https://example.com/appended/{i}" for i in range(220)]
+    write_lines(manifest, [*new[:3], "https://example.com/page/7"], "a")  # one known again
+    write_lines(manifest, new[3:], "a")
+    ticks = tick_until_read(d)
+    assert len(ticks) == 2  # 221 lines: a full page, then the rest
+    keys = [e.key for e in read_manifest(manifest)[0].entries]
+    assert added(ticks) == keys[len(before) :]
+    assert web_partitions(d.instance) == keys
+    assert sorted(requested_keys(d.instance)) == sorted(keys)
+    runs = d.instance.get_runs(filters=dg.RunsFilter(job_name="remove_sources"))
+    assert runs == []  # appending removes nothing
+
+
+def test_a_rewritten_manifest_is_read_again_and_what_left_it_is_removed(daemon) -> None:
+    d, manifest = daemon
+    kept = [f"https://example.com/page/{i}" for i in range(500)]
+    fresh = [f"https://example.com/fresh/{i}" for i in range(60)]
+    write_lines(manifest, [*fresh, *kept])  # replaced: same size class, another start
+    previous = set(web_partitions(d.instance))
+    ticks = tick_until_read(d)
+    assert len(ticks) == 3
+    listed = {e.key for e in read_manifest(manifest)[0].entries}
+    assert set(added(ticks)) == listed - previous
+    [removal] = d.instance.get_runs(filters=dg.RunsFilter(job_name="remove_sources"))
+    assert removal.run_id in ticks[-1].run_ids  # requested once the pass reached the end
+    removed = removal.run_config["ops"]["forget_sources"]["config"]["keys"]["web"]
+    assert set(removed) == previous - listed and len(removed) == URLS - 500 + 220
+    keys = requested_keys(d.instance)
+    assert len(keys) == len(set(keys))  # no partition in two ingest runs
+
+
+def test_a_page_of_many_new_urls_gets_larger_batches_not_more_runs() -> None:
+    text = "".join(json.dumps({"url": f"https://example.com/{i}"}) + "\n" for i in range(10_000))
+    plan = plan_ingest(parse_manifest(text, "jsonl"), {}, batch_size=50, remove=False)
+    assert len(plan.ingest_runs) == MAX_RUNS_PER_TICK
+    assert {r.tags["media_assets/urls"] for r in plan.ingest_runs} == {"500"}
+    small = plan_ingest(parse_manifest(text[: text.index("/900")], "jsonl"), {}, 50, remove=False)
+    assert len(small.ingest_runs) == 18  # under the cap: batches as configured
