@@ -231,3 +231,17 @@ def test_concurrent_look_ups_of_one_host_are_made_once() -> None:
         loop.close()
     assert hosts == ["no-such-host.invalid"]  # twenty at once, then one from the cache
     assert all(isinstance(a, str) for a in answers) and again == answers[0]
+
+
+def test_images_and_fonts_are_never_requested(site: SiteServer, site_dir: Path) -> None:
+    (site_dir / "pictures.html").write_text(
+        "<html><head><style>@font-face { font-family: F; src: url('/font.woff2'); }"
+        "body { font-family: F; }</style></head><body><h1>Pictures</h1>"
+        "<p>A page of pictures with a caption.</p><img src='/photo.png'>"
+        "<picture><source srcset='/photo.webp'><img src='/photo2.png'></picture></body></html>"
+    )
+    (result,) = render_batch([f"{site.base_url}/pictures.html"], settings())
+    assert result.status == "ok" and "A page of pictures" in result.html
+    assert site.requests["/pictures.html"] == 1  # the page itself came through
+    for path in ("/photo.png", "/photo.webp", "/photo2.png", "/font.woff2"):
+        assert site.requests[path] == 0, path
