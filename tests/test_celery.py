@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from media_assets import registry
 from media_assets.assets import CHAINS
@@ -29,12 +31,23 @@ from media_assets.k8s import K8S_CONFIG_TAG
 from media_assets.manifest import read_manifest
 from media_assets.names import JOB_BY_KIND
 from partitions import PARTITIONS_BY_KIND
-from tests.helpers import ROOT, needs_chromium, write_manifest
-from tests.seaweed import free_ports
+from tests.helpers import ROOT, needs_chromium, pipeline_env, write_manifest
+from tests.postgres import LocalPostgres, postgres_bin
+from tests.seaweed import SeaweedS3, free_ports
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 GPU_STEPS = {"transcript", "speaker_turns", "frame_text"}  # speech, speakers, vision
 WORKER_EVENT = "Celery worker"  # dagster_celery.tasks: the engine event's metadata key
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "media_assets.celery_app", "worker"]
+# One step at a time per worker; no gossip or mingle with other workers: faster to be ready.
+WORKER_OPTIONS = [
+    "--concurrency=1",
+    "--prefetch-multiplier=1",
+    "--without-gossip",
+    "--without-mingle",
+    "--loglevel=INFO",
+]
+DEPLOY_INSTANCE = ROOT / "deploy" / "dagster.yaml"
 
 needs_redis = pytest.mark.skipif(
     not Path(REDIS_SERVER).exists(),
@@ -109,22 +122,9 @@ def broker(module_tmp: Path) -> Iterator[str]:
 
     (port,) = free_ports(1)
     log = (module_tmp / "redis.log").open("wb")
+    options = f"--port {port} --bind 127.0.0.1 --appendonly no --dir {module_tmp}".split()
     server = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(module_tmp),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [REDIS_SERVER, *options, "--save", ""], stdout=log, stderr=subprocess.STDOUT
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
@@ -137,14 +137,52 @@ def broker(module_tmp: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def celery_env(module_env: dict[str, str], broker: str) -> Iterator[dict[str, str]]:
-    """The pipeline's environment with the celery executor, set in this process too: the run's
-    orchestration here loads the job again from the environment, as the workers do."""
-    env = {**module_env, EXECUTOR_ENV: "celery", BROKER_ENV: broker}
+def postgres() -> Iterator[LocalPostgres]:
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL not installed: scripts/setup.sh installs Debian's postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
+    folder.chmod(0o755)  # the server may run as the `postgres` user
+    server = LocalPostgres(folder / "pg")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_env(
+    module_tmp: Path, broker: str, seaweed: SeaweedS3, postgres: LocalPostgres
+) -> Iterator[dict[str, str]]:
+    """What every machine shares, as on separate machines: the broker, artifacts and the index in
+    S3, the instance in PostgreSQL (deploy/dagster.yaml's storage). Set in this process too: the
+    run's orchestration here loads the job again from the environment, as the workers do."""
+    bucket, prefix = "media-assets-test", module_tmp.name
+    env = {
+        **pipeline_env(module_tmp / "orchestrator"),
+        EXECUTOR_ENV: "celery",
+        BROKER_ENV: broker,
+        "MEDIA_ASSETS_S3_BUCKET": bucket,
+        "MEDIA_ASSETS_S3_PREFIX": prefix,
+        "MEDIA_ASSETS_S3_ENDPOINT": seaweed.endpoint,
+        "MEDIA_ASSETS_INDEX_URI": f"s3://{bucket}/{prefix}/index",
+        "AWS_ACCESS_KEY_ID": "test",  # SeaweedFS accepts any key
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_DB": "postgres",
+        "DAGSTER_PG_USERNAME": "postgres",
+        "DAGSTER_PG_PASSWORD": "",
+    }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         yield env
+
+
+@pytest.fixture(scope="module")
+def pg_instance(celery_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
+    storage = yaml.safe_load(DEPLOY_INSTANCE.read_text())["storage"]
+    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+        yield instance
 
 
 @dataclass
@@ -163,30 +201,16 @@ def workers(celery_env: dict[str, str], broker: str, module_tmp: Path) -> Iterat
     from celery import Celery
 
     logs = {queue: module_tmp / f"worker-{queue}.log" for queue in QUEUES}
+    # Each worker in a folder of its own, with its own data folder: only the shared services in
+    # the environment connect them.
+    machines = {queue: module_tmp / f"{queue}-machine" for queue in QUEUES}
+    for folder in machines.values():
+        folder.mkdir()
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "media_assets.celery_app",
-                "worker",
-                "-Q",
-                queue,
-                "-n",
-                f"{queue}@%h",
-                "--concurrency",
-                "1",
-                "--prefetch-multiplier",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            env={**os.environ, **celery_env},
-            cwd=ROOT,
+            [*CELERY_WORKER, "-Q", queue, "-n", f"{queue}@%h", *WORKER_OPTIONS],
+            env={**os.environ, **celery_env, **pipeline_env(machines[queue])},
+            cwd=machines[queue],
             stdout=logs[queue].open("wb"),
             stderr=subprocess.STDOUT,
         )
@@ -267,25 +291,25 @@ def runs(
     module_site: SiteServer,
     demo_media: Path,
     module_tmp: Path,
-    module_instance: dg.DagsterInstance,
+    pg_instance: dg.DagsterInstance,
 ) -> Runs:
     module_site.add_hook(folder_hook("/media/", demo_media))
     base = module_site.base_url
     # Audio only: speech recognition and speakers do real work on the gpu worker; on-screen
     # text runs there too, with no frames to read (a talk's slides would cost a minute of OCR).
     video = run_batch(
-        "video", [f"{base}/media/swarm-notes.m4a"], module_instance, module_tmp, celery_env
+        "video", [f"{base}/media/swarm-notes.m4a"], pg_instance, module_tmp, celery_env
     )
     web = run_batch(
         "web",
         [f"{base}/docs/getting-started.html", f"{base}/blog/winter-bees.html"],
-        module_instance,
+        pg_instance,
         module_tmp,
         celery_env,
     )
     for batch in (video, web):
         assert batch.success, f"run {batch.run_id} failed\n{workers.tail()}"
-    return Runs(video, web, workers, module_instance)
+    return Runs(video, web, workers, pg_instance)
 
 
 @needs_redis
