@@ -1,7 +1,8 @@
 """Steps on several machines, for real: a Redis broker, one Celery worker per queue (``gpu``,
-``cpu``), a video batch and a web batch run through Dagster with the celery executor, and where
-each step ran read back from the run's own events (dagster-celery records the worker's name on the
-engine event that starts each step in a worker)."""
+``cpu``) sharing only the broker, S3 and a PostgreSQL instance, a video batch and a web batch run
+through Dagster with the celery executor, and where each step ran read back from the run's own
+events (dagster-celery records the worker's name on the engine event that starts each step in a
+worker). The executor setting and the one rule behind both executors' tags need no broker."""
 
 from __future__ import annotations
 
