@@ -10,20 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on import
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-
-from unstructured.chunking.title import chunk_by_title
-from unstructured.documents.elements import (
-    CodeSnippet,
-    Element,
-    ElementMetadata,
-    ListItem,
-    NarrativeText,
-    Table,
-    Title,
-)
 
 from media_assets.chunks import (
     SECTION_SEPARATOR,
@@ -35,14 +26,24 @@ from media_assets.chunks import (
 )
 from media_assets.web.extract import PageElement
 
-ELEMENT_TYPES: dict[str, type[Element]] = {
-    "title": Title,
-    "text": NarrativeText,
-    "list_item": ListItem,
-    "table": Table,
-    "code": CodeSnippet,
-    "quote": NarrativeText,
-}
+if TYPE_CHECKING:
+    from unstructured.documents.elements import Element
+
+
+@cache
+def element_types() -> dict[str, type[Element]]:
+    """Unstructured's element class for each kind, imported on first use: unstructured takes
+    ~1 s to import, which every process loading the code location would pay otherwise."""
+    from unstructured.documents import elements as e
+
+    return {
+        "title": e.Title,
+        "text": e.NarrativeText,
+        "list_item": e.ListItem,
+        "table": e.Table,
+        "code": e.CodeSnippet,
+        "quote": e.NarrativeText,
+    }
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class ChunkSettings:
 
 def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
     """Unstructured elements, each carrying its heading path and nearest heading anchor."""
+    from unstructured.documents.elements import ElementMetadata
+
     stack: list[PageElement] = []
     out: list[Element] = []
     for element in elements:
@@ -68,7 +71,7 @@ def _to_unstructured(elements: Sequence[PageElement]) -> list[Element]:
         )
         meta.section_path = [h.text for h in stack]
         meta.anchor = next((h.anchor for h in reversed(stack) if h.anchor), None)
-        out.append(ELEMENT_TYPES[element.kind](text=element.text, metadata=meta))
+        out.append(element_types()[element.kind](text=element.text, metadata=meta))
     return out
 
 
@@ -82,6 +85,9 @@ def chunk_page(
     settings: ChunkSettings | None = None,
 ) -> list[Chunk]:
     """Chunks in reading order, each with its section path and a deep link into ``page_url``."""
+    from unstructured.chunking.title import chunk_by_title
+    from unstructured.documents.elements import Table, Title
+
     settings = settings or ChunkSettings()
     if not elements:
         return []

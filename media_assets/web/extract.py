@@ -14,7 +14,6 @@ from typing import Literal
 
 import lxml.etree as etree
 import lxml.html
-import trafilatura
 
 ElementKind = Literal["title", "text", "list_item", "table", "code", "quote"]
 SPACE = re.compile(r"\s+")
@@ -138,6 +137,8 @@ def _walk(node: etree._Element, anchors: dict[str, str], out: list[PageElement])
 
 def extract_elements(html: str, url: str | None = None) -> list[PageElement]:
     """Main-content elements of ``html`` in reading order; empty when no content is found."""
+    import trafilatura  # ~1 s to import: only the steps that extract pay it
+
     xml = trafilatura.extract(
         html,
         url=url,
