@@ -264,6 +264,14 @@ class VectorIndex(dg.ConfigurableResource, ABC):
             )
 
 
+def add_missing_columns(table: Any, fields: Sequence[pa.Field]) -> None:
+    """Columns this code writes that a table made by an earlier version lacks (the
+    enrichment's), added empty: a source's rows get them when it is written again."""
+    missing = [f for f in fields if f.name not in table.schema.names]
+    if missing:
+        table.add_columns(missing)
+
+
 @cache
 def _connect(uri: str, storage_options: tuple[tuple[str, str], ...]) -> Any:
     import lancedb
@@ -316,12 +324,7 @@ class LanceDBIndex(VectorIndex):
         return db.create_table(self.table_name, schema=self._schema(dimension), exist_ok=True)
 
     def _add_missing_columns(self, table: Any) -> None:
-        """Columns this code writes that an index made by an earlier version lacks (the
-        enrichment's), added empty: its rows get them when their source is written again."""
-        wanted = self._schema(self.dimension() or 1)
-        missing = [f for f in wanted if f.name not in table.schema.names]
-        if missing:
-            table.add_columns(missing)
+        add_missing_columns(table, list(self._schema(self.dimension() or 1)))
 
     def _update_text_index(self, table: Any) -> None:
         """Build the BM25 index at the first write, or again when ``FTS_OPTIONS`` changed; later

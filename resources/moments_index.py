@@ -19,7 +19,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from resources.index import FTS_OPTIONS, IndexWrite, _check_keys, _connect
+from resources.index import FTS_OPTIONS, IndexWrite, _check_keys, _connect, add_missing_columns
 from resources.weaviate_index import WeaviateConnection
 
 if TYPE_CHECKING:
@@ -305,6 +305,8 @@ class LanceDBMomentsIndex(MomentsIndex):
                 f"{vectors.shape[1]}: point MEDIA_ASSETS_INDEX_URI at a new index, or switch back "
                 "to the model that built this one"
             )
+        types = _types()
+        add_missing_columns(table, [pa.field(n, types[t]) for n, t in MOMENT_FIELDS])
         columns = {name: [row.get(name) for row in rows] for name, _ in MOMENT_FIELDS}
         columns["vector"] = list(np.asarray(vectors, dtype=np.float32))
         result = (
