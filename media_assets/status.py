@@ -10,7 +10,7 @@ import dagster as dg
 
 from media_assets import deadletters, registry
 from media_assets.names import CHAINS
-from resources.io_manager import ArtifactStore
+from resources.io_manager import ArtifactStore, artifact_key
 from resources.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -31,14 +31,32 @@ def _video_path(media: dict) -> str | None:
     return {"downloaded": "download", "not needed: captions": "captions"}.get(path, path)
 
 
+def _recorded(store: ObjectStore, stage: str) -> set[str]:
+    """Partitions with a record of ``stage``: one listing, instead of a look-up per URL that
+    has none (most of them, while 100,000 URLs wait for their runs)."""
+    prefix = artifact_key(dg.AssetKey(stage), "", "json").removesuffix(".json")
+    return {
+        key[len(prefix) : -len(".json")]
+        for key in store.list_keys(prefix)
+        if key.endswith(".json") and "/" not in key[len(prefix) :]
+    }
+
+
 def status_frame(store: ObjectStore) -> pd.DataFrame:
     rows = []
+    stores = {s: ArtifactStore(store, dg.AssetKey(s), {}) for c in CHAINS.values() for s in c}
+    recorded = {s: _recorded(store, s) for s in stores}
+    lettered = {
+        key.rsplit("/", 1)[-1].removesuffix(".jsonl")
+        for key in store.list_keys(f"{deadletters.PREFIX}/")
+    }
     for source in registry.all_sources(store):
         stages = CHAINS.get(source.kind, [])
         records = {
-            s: ArtifactStore(store, dg.AssetKey(s), {}).read_or_none(source.key) for s in stages
+            s: stores[s].read_or_none(source.key) if source.key in recorded[s] else None
+            for s in stages
         }
-        letters = deadletters.for_partition(store, source.key)
+        letters = deadletters.for_partition(store, source.key) if source.key in lettered else []
         states = {s: _state(r) for s, r in records.items()}
         first_bad = next((s for s in stages if states[s] != "ok"), None)
         render = records.get("rendered_page") or {}
