@@ -1,7 +1,10 @@
 """Each Dagster internal that media_assets.dagster_compat relies on, exercised on a real instance
 in a temporary folder: a Dagster upgrade that changes one fails here, naming the capability."""
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +14,7 @@ import pytest
 
 from media_assets import dagster_compat as compat
 from media_assets.instance import local_instance_config
+from tests.helpers import ROOT
 
 things = dg.DynamicPartitionsDefinition(name="things")
 KEYS = [f"p{i}" for i in range(6)]
@@ -202,3 +206,37 @@ def test_partition_reads_cached_serves_add_asset_metadatas_checks_from_memory(
             for r in records
             if r.asset_materialization is not None
         } == {k: k for k in KEYS}
+
+
+# unstructured reads these on its own import (it would otherwise ping a server): web/chunk.py sets
+# them before importing it.
+UNSTRUCTURED_VARS = {"DO_NOT_TRACK", "UNSTRUCTURED_DISABLE_NOTICE"}
+
+
+def test_importing_the_package_sets_no_variable_and_no_warning_filter() -> None:
+    """Everything below the code location, imported in a fresh interpreter, leaves the process's
+    environment and warning filters as it found them (the code location and the local instance
+    enable event batching when they load, on purpose)."""
+    probe = """
+import json, os, warnings
+import dagster
+env, filters = dict(os.environ), list(warnings.filters)
+import media_assets.assets, media_assets.ingest, media_assets.stale, resources, sensors
+# Other libraries add filters for their own warnings on import; ours would be Dagster's
+# categories, or a blanket filter of a built-in category.
+mine = ("dagster", "dagster_shared", "media_assets", "resources", "sensors")
+ours = [
+    str(f) for f in warnings.filters if f not in filters
+    and (f[2].__module__.split(".")[0] in mine or (f[2].__module__ == "builtins" and f[1] is None))
+]
+print(json.dumps({"set": sorted(k for k in os.environ if os.environ[k] != env.get(k)),
+    "filters": ours}))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in {compat.EVENT_BATCH_SIZE_VAR}}
+    env = {k: v for k, v in env.items() if k not in UNSTRUCTURED_VARS}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
+    changed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(changed["set"]) <= UNSTRUCTURED_VARS, changed
+    assert changed["filters"] == [], changed
