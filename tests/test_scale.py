@@ -12,8 +12,10 @@ import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import TickStatus
 
+from media_assets import registry
 from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
+from resources.storage import LocalObjectStore
 from sensors.manifest import MAX_RUNS_PER_TICK, plan_ingest
 from tests.helpers import SensorDaemon
 
@@ -146,3 +148,29 @@ def test_a_page_of_many_new_urls_gets_larger_batches_not_more_runs() -> None:
     assert {r.tags["media_assets/urls"] for r in plan.ingest_runs} == {"500"}
     small = plan_ingest(parse_manifest(text[: text.index("/900")], "jsonl"), {}, 50, remove=False)
     assert len(small.ingest_runs) == 18  # under the cap: batches as configured
+
+
+def test_a_run_registers_its_urls_from_its_page_of_the_manifest(
+    tmp_path: Path, monkeypatch
+) -> None:
+    lines = [json.dumps({"url": f"https://example.com/r/{i}"}) + "\n" for i in range(6)]
+    head = "".join(lines[:2]).encode()
+    page = "".join(lines[2:4]).encode()
+    # Past the page the file is unreadable as a whole (a NUL byte): only the page can serve.
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_bytes(head + page + b"\x00" + "".join(lines[4:]).encode())
+    monkeypatch.setenv("MEDIA_ASSETS_MANIFEST", str(manifest))
+    wanted = [e.key for e in parse_manifest("".join(lines[2:4]), "jsonl").entries]
+    store = LocalObjectStore(root=str(tmp_path / "store"))
+
+    @dg.asset
+    def registers() -> list[str]:
+        return sorted(registry.register_from_manifest(store, wanted))
+
+    tags = {registry.MANIFEST_BYTES_TAG: f"{len(head)}-{len(head) + len(page)}"}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([registers], instance=instance, tags=tags)
+        assert result.output_for_node("registers") == sorted(wanted)
+        untagged = dg.materialize([registers], instance=instance)
+        assert untagged.output_for_node("registers") == []  # the whole file: not a manifest
+    assert registry.lookup(store, wanted[0]).url == "https://example.com/r/2"
