@@ -7,6 +7,7 @@ import dagster as dg
 
 from media_assets.assets import video_assets, web_assets
 from media_assets.assets.status import ingest_status
+from media_assets.assets.tail import with_policy_versions
 from media_assets.dagster_compat import ReconstructableJob, enable_event_batching
 from media_assets.executors import build_executor
 from media_assets.jobs import ingest_jobs
@@ -61,8 +62,11 @@ def with_code_versions(
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """Definitions with resources configured from ``env`` (the process environment by default)."""
     resources = build_resources(env)
-    assets = with_code_versions(
-        [*web_assets, *video_assets, ingest_status], os.environ if env is None else env
+    assets = with_policy_versions(
+        with_code_versions(
+            [*web_assets, *video_assets, ingest_status], os.environ if env is None else env
+        ),
+        resources["text_enrichment"],
     )
     return dg.Definitions(
         assets=with_engine_kinds(assets, resources),

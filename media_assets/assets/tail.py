@@ -51,6 +51,30 @@ def enriched(
     return run
 
 
+def with_policy_versions(
+    assets: list[dg.AssetsDefinition], enrichment: TextEnrichment
+) -> list[dg.AssetsDefinition]:
+    """The stages that apply the PII gate, their code version marked with the policy in force
+    (``2`` under ``off``, ``2+pii-redact`` under ``redact``): changing the policy makes exactly
+    those stages stale in the UI, and what follows them through their data versions, while
+    rendering and transcription stay fresh; ``media-assets ingest --stale`` then runs them."""
+    policy = enrichment.policy
+    if policy == "off":
+        return assets
+
+    def mark(spec: dg.AssetSpec) -> dg.AssetSpec:
+        version = f"{spec.code_version}+pii-{policy}"
+        # The IO manager stamps artifacts with the version in the metadata: both change.
+        return spec.replace_attributes(
+            code_version=version, metadata={**spec.metadata, "code_version": version}
+        )
+
+    return [
+        asset.map_asset_specs(mark) if "text_enrichment" in asset.required_resource_keys else asset
+        for asset in assets
+    ]
+
+
 def enriched_preview(record: Record) -> dict[str, Any]:
     """A chunk partition's metadata in the UI: its chunks, top entities and keywords, and under
     a PII policy what it found (and dropped)."""
