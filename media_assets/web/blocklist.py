@@ -12,7 +12,9 @@ pages being indexed are never blocked, so a page is not refused for being on a l
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import ipaddress
 import logging
 import re
 import shutil
@@ -81,7 +83,10 @@ class TrackerBlocklist:
 def site(host: str) -> str:
     """The last two labels of a host (three under a two-letter second level, as in co.uk): close
     enough to a registrable domain to tell a site's own hosts from others'."""
-    parts = host.lower().rstrip(".").split(".")
+    host = host.lower().rstrip(".").strip("[]")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(host))  # an address is a site of its own
+    parts = host.split(".")
     keep = 3 if len(parts) > 2 and len(parts[-2]) <= 3 and len(parts[-1]) == 2 else 2
     return ".".join(parts[-keep:])
 

@@ -92,9 +92,12 @@ SCROLL_TEXT_SIZE_JS = """() => {
 }"""
 # The DOM as HTML, with each same-origin frame's body put in place of its <iframe> (an article
 # shown in a frame is the page's text; cross-origin frames cannot be read and stay as they are).
+# Frames without a URL of their own (about:blank, written by script) are ad slots: left out.
 CONTENT_JS = """() => {
   const inline = (doc, depth) => {
     for (const frame of Array.from(doc.querySelectorAll('iframe, frame'))) {
+      const src = (frame.getAttribute('src') || '').trim();
+      if (!src || /^(about|javascript|data|blob):/i.test(src)) continue;
       let inner = null;
       try { inner = frame.contentDocument; } catch (e) { inner = null; }
       if (!inner || !inner.body || depth > 3) continue;
