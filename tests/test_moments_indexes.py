@@ -53,8 +53,11 @@ def vector_indexes(index: LanceDBMomentsIndex) -> list[str]:
 
 @pytest.fixture
 def index(tmp_path: Path) -> LanceDBMomentsIndex:
-    # IVF_PQ needs a few hundred rows to train its codebooks: the threshold is set just above.
-    return LanceDBMomentsIndex(uri=str(tmp_path / "index"), ann_min_rows=2 * BUCKETS)
+    # IVF_PQ needs a few hundred rows to train its codebooks: the threshold is set just above,
+    # and partitions are made small, as they would be for a large table.
+    return LanceDBMomentsIndex(
+        uri=str(tmp_path / "index"), ann_min_rows=2 * BUCKETS, rows_per_partition=25
+    )
 
 
 def test_the_vector_index_is_built_past_the_threshold_and_retrained_as_the_table_grows(
@@ -63,7 +66,7 @@ def test_the_vector_index_is_built_past_the_threshold_and_retrained_as_the_table
     index.replace_source(key(0), rows(0), vectors(0))
     assert vector_indexes(index) == []  # 300 rows: an exact search
     index.replace_source(key(1), rows(1), vectors(1))
-    assert vector_indexes(index) == [f"{VECTOR_INDEX}_p24"]  # sqrt(600) partitions
+    assert vector_indexes(index) == [f"{VECTOR_INDEX}_p24"]  # 600 rows / 25 a partition
     for n in range(2, 7):
         index.replace_source(key(n), rows(n), vectors(n))
     # 2,100 rows: still the 24 partitions, the new rows added to them.
@@ -71,8 +74,8 @@ def test_the_vector_index_is_built_past_the_threshold_and_retrained_as_the_table
     stats = index.open_table().index_stats(f"{VECTOR_INDEX}_p24")
     assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (2100, 0)
     index.replace_source(key(7), rows(7), vectors(7))
-    # 2,400 rows, 4 times those it was trained on: trained again (sqrt(2400) partitions).
-    assert vector_indexes(index) == [f"{VECTOR_INDEX}_p49"]
+    # 2,400 rows, 4 times those it was trained on: trained again, the old index gone.
+    assert vector_indexes(index) == [f"{VECTOR_INDEX}_p96"]
 
 
 def test_upserts_by_source_and_bucket_stay_exact_with_every_index(
