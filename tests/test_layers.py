@@ -33,7 +33,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "partitions.keys",
         ),
     ),
-    ("resources", ("resources", "partitions", "media_assets.dagster_compat")),
+    (
+        "resources",
+        ("resources", "partitions", "media_assets.dagster_compat", "media_assets.postgres_events"),
+    ),
     (
         "services",  # operations over resources and the instance, knowing no asset definition
         (
@@ -132,6 +135,19 @@ def test_imports_point_down(path: Path) -> None:
         if target_layer is not None and RANK[target_layer] > RANK[layer]:
             wrong.append(f"line {line}: imports {target} ({target_layer}) from {layer}")
     assert not wrong, f"{path.relative_to(ROOT)} ({module}, layer {layer}):\n" + "\n".join(wrong)
+
+
+def test_dagster_internals_are_used_only_in_dagster_compat() -> None:
+    """Every use of ``dagster._...`` goes through media_assets/dagster_compat.py, whose tests
+    (tests/test_dagster_compat.py) fail by name when a Dagster upgrade changes one."""
+    private = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in MODULES
+        if module_name(path) != "media_assets.dagster_compat"
+        for line, name in imports(path)
+        if name.startswith("dagster._") or name.startswith("dagster_shared.")
+    ]
+    assert not private, "move these behind media_assets/dagster_compat.py:\n" + "\n".join(private)
 
 
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
