@@ -178,6 +178,7 @@ class LanceDBMomentsIndex(MomentsIndex):
     # partitions takes most of an hour at 1M rows on two cores); partitions searched per query;
     # how many times the ``limit`` nearest by PQ code are ranked again on their full vectors.
     rows_per_partition: int = 4096
+    reindex_share: float = 0.01
     nprobes: int = 20
     refine_factor: int = 2
 
@@ -220,8 +221,9 @@ class LanceDBMomentsIndex(MomentsIndex):
         Re-index policy: every write ends here. The full-text indexes and the ``source_key``
         index are built at the first write; later writes (merge_insert: updated rows are new
         rows) only add their rows to them, and to the vector index, with ``optimize()``, which
-        also compacts the small fragments writes leave. Until then the new rows are still found,
-        by a scan beside the index. The vector index is trained once the table holds
+        also compacts the small fragments writes leave: after every write while the table is
+        small, after enough of them once it is large (``_stale``). Until then the new rows are
+        still found, by a scan beside the index. The vector index is trained once the table holds
         ``ann_min_rows`` (below that, reading every vector is exact and fast enough), and trained
         again when the table has outgrown it four times (its partitions' centroids were chosen
         for a smaller, older table, and its partitions grow long).
@@ -248,9 +250,21 @@ class LanceDBMomentsIndex(MomentsIndex):
             partitions is None or self._partitions(rows) >= 4 * partitions
         ):
             built.append(self._create_vector_index(table, rows, vector))
-        if not built:
+        if not built and self._stale(table, rows):
             table.optimize()
         return built
+
+    def _stale(self, table: Any, rows: int) -> bool:
+        """Whether to add the rows outside the indexes to them now: at once below
+        ``ann_min_rows`` (cheap there, and BM25 then scores every row with the same statistics);
+        past it, once they are ``reindex_share`` of the table, as optimize() rewrites index
+        segments (~15 s at 1M rows, here). Until then they are searched by a scan beside the
+        indexes, and a query still finds them."""
+        stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
+        unindexed = stats.num_unindexed_rows if stats is not None else rows
+        return unindexed > 0 and (
+            rows < self.ann_min_rows or unindexed >= self.reindex_share * rows
+        )
 
     def _partitions(self, rows: int) -> int:
         return max(1, rows // self.rows_per_partition)

@@ -115,3 +115,23 @@ def test_windows_of_several_videos_come_in_one_call(index: LanceDBMomentsIndex) 
     ]
     by_key = {c.key: c for c in found}
     assert np.allclose(by_key[(key(2), 299)].vector, vectors(2)[299])
+
+
+def test_rows_written_since_the_last_reindex_are_found_before_it(tmp_path: Path) -> None:
+    index = LanceDBMomentsIndex(
+        uri=str(tmp_path / "index"), ann_min_rows=600, rows_per_partition=25, reindex_share=0.5
+    )
+    for n in range(3):
+        index.replace_source(key(n), rows(n), vectors(n))
+    new = vectors(100)
+    index.replace_source(key(0), rows(0, said="words written later"), new)
+    # A third of the table is new: under reindex_share, so it is not indexed yet...
+    stats = index.open_table().index_stats("said_terms_idx")
+    assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (600, 300)
+    # ...and still found, by words and by vector, while the rows it replaced are not.
+    found = index.text_matches("said", "later", limit=400)
+    assert {c.key for c in found} == {(key(0), b) for b in range(BUCKETS)}
+    assert not [c for c in index.text_matches("said", "topic0", limit=400) if c.key[0] == key(0)]
+    best = index.vector_matches(new[42], limit=3)[0]
+    assert best.key == (key(0), 42) and best.score == pytest.approx(1.0, abs=1e-5)
+    assert len(index.rows(key(0))) == BUCKETS and index.open_table().count_rows() == 900
