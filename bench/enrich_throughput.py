@@ -1,6 +1,6 @@
 """Entities, keywords and the PII gate: chunks per second on this machine, measured in one run.
 
-    .venv/bin/python bench/enrich_throughput.py [--eval DIR] [--chunks 300]
+    .venv/bin/python bench/enrich_throughput.py [--eval DIR] [--chunks 300] [--rounds 3]
 
 Chunks are cut from the web-article bodies of ``../shared/eval/web-articles`` (paragraphs joined
 up to ~800 characters, as the chunker does). Three ways over the same chunks:
@@ -61,6 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--chunks", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not (args.eval / "web-articles").is_dir():
         print(f"{args.eval}/web-articles not found: the eval data is not shipped with the repo")
@@ -69,9 +70,17 @@ def main() -> int:
     full = importlib.import_module(enrich.SPACY_PACKAGE).load()
     enrich.analyse(texts[:8], "redact")  # loads, and warms Presidio, outside the timings
     full(texts[0])
-    baseline = rate(texts, lambda ts: [full(t) for t in ts])
-    off = rate(texts, lambda ts: enrich.analyse(ts, "off"))
-    redact = rate(texts, lambda ts: enrich.analyse(ts, "redact"))
+    # Interleaved rounds, best of each: on a shared machine a neighbour's burst slows one round.
+    runs: dict[str, Callable[[list[str]], object]] = {
+        "baseline": lambda ts: [full(t) for t in ts],
+        "off": lambda ts: enrich.analyse(ts, "off"),
+        "redact": lambda ts: enrich.analyse(ts, "redact"),
+    }
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            best[name] = max(best[name], rate(texts, run))
+    baseline, off, redact = best["baseline"], best["off"], best["redact"]
     chars = sum(len(t) for t in texts) / len(texts)
     print(f"{len(texts)} chunks of {chars:.0f} characters on average")
     print(f"baseline (whole pipeline, one at a time): {baseline:.1f} chunks/s")
