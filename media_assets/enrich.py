@@ -113,9 +113,10 @@ def entity_key(text: str) -> str:
 
 def entity_terms(names: Sequence[str]) -> str:
     """The names of a row's entities as one string that a ``LIKE '% words %'`` filter reads:
-    each name's words between spaces, names between bars."""
+    each name's words between spaces, names between bars (``| marie curie | paris |``; bars at
+    the ends too, since Weaviate trims a whole-field value's outer spaces)."""
     keys = [entity_key(n) for n in names if entity_key(n)]
-    return f" {' | '.join(keys)} " if keys else ""
+    return f"| {' | '.join(keys)} |" if keys else ""
 
 
 def entity_pattern(query: str) -> str | None:

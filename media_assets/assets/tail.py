@@ -3,7 +3,7 @@ and what every chunk stage adds to its chunks (entities, keywords, the PII gate)
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import dagster as dg
@@ -92,7 +92,8 @@ def enriched_preview(record: Record) -> dict[str, Any]:
     return preview
 
 
-def topic_counts(topics: Any) -> str:
+def topic_counts(topics: Iterable[str] | Mapping[str, int]) -> str:
+    """Content classes with their counts, most frequent first: ``news 3, other 1``."""
     return ", ".join(f"{t} {n}" for t, n in Counter(topics).most_common())
 
 
