@@ -81,6 +81,14 @@ MOMENT_FIELDS: list[tuple[str, str]] = [
     ("keywords", "list<string>"),
     ("topic", "string"),
 ]
+# Past ``ann_min_rows``, text on screen is found by its words, within one edit each.
+ON_SCREEN_WORDS: dict[str, Any] = {
+    "base_tokenizer": "simple",
+    "lower_case": True,
+    "stem": False,
+    "remove_stop_words": False,
+    "ascii_folding": True,
+}
 # The vector index's name, followed by ``_p`` and its number of partitions.
 VECTOR_INDEX = "vector_ivf_pq"
 # Text on screen is matched by character trigrams: "Stlr more" still shares most of "Stir
@@ -239,11 +247,21 @@ class LanceDBMomentsIndex(MomentsIndex):
             for column, options in FTS_BY_COLUMN.items():
                 table.create_index(column, config=FTS(**options), replace=True)
                 built.append(f"fts({column})")
-        if ("source_key",) not in indices:
-            # Upserts, deletes and windows all select one video's rows.
-            table.create_scalar_index("source_key", replace=True)
-            built.append("btree(source_key)")
+        # Upserts, deletes and windows select one video's rows; windows a range of its buckets
+        # (several videos' at once: with both indexed, the index answers the whole filter,
+        # ~12x faster at 1M rows than reading every bucket of the videos).
+        for column in ("source_key", "bucket"):
+            if (column,) not in indices:
+                from lancedb.index import BTree
+
+                table.create_index(column, config=BTree(), replace=True)
+                built.append(f"btree({column})")
         rows = table.count_rows()
+        if rows >= self.ann_min_rows and ("on_screen",) not in indices:
+            from lancedb.index import FTS
+
+            table.create_index("on_screen", config=FTS(**ON_SCREEN_WORDS), replace=True)
+            built.append("fts(on_screen, words)")
         vector = indices.get(("vector",))
         partitions = self._vector_index_partitions(vector)
         if rows >= self.ann_min_rows and (
@@ -361,7 +379,14 @@ class LanceDBMomentsIndex(MomentsIndex):
         table = self._table()
         if table is None or not text.strip():
             return []
-        query = table.search(text, query_type="fts", fts_columns=TEXT_COLUMNS[field])
+        if field == "on_screen" and any(i.columns == ["on_screen"] for i in table.list_indices()):
+            from lancedb.query import MatchQuery
+
+            # A large table: its words, each within one misread letter (trigrams of common
+            # words match most of a million rows: 0.1-2 s a query at 1M, against ~10 ms).
+            query = table.search(MatchQuery(text.lower(), "on_screen", fuzziness=1))
+        else:
+            query = table.search(text, query_type="fts", fts_columns=TEXT_COLUMNS[field])
         return self._matches(query.limit(limit).to_arrow(), "_score")
 
     def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:

@@ -13,6 +13,7 @@ from resources.moments_index import MOMENT_FIELDS, VECTOR_INDEX, LanceDBMomentsI
 
 DIMENSION = 16
 BUCKETS = 300  # per video
+SLIDES = ["Harvest", "Beekeeping", "Extraction", "Swarming"]
 
 
 def key(n: int) -> str:
@@ -32,7 +33,8 @@ def rows(n: int, buckets: int = BUCKETS, said: str = "") -> list[dict[str, Any]]
             end_s=float(b + 1),
             context=sentence,
             said_terms=sentence,
-            on_screen_terms=f"slide{n}",
+            on_screen=f"{SLIDES[n % len(SLIDES)]} Overview",
+            on_screen_terms=f"{SLIDES[n % len(SLIDES)].lower()} overview",
             speaker_names=f"speaker{n % 3}",
             speakers=[f"speaker{n % 3}"],
             annotations="{}",
@@ -135,3 +137,15 @@ def test_rows_written_since_the_last_reindex_are_found_before_it(tmp_path: Path)
     best = index.vector_matches(new[42], limit=3)[0]
     assert best.key == (key(0), 42) and best.score == pytest.approx(1.0, abs=1e-5)
     assert len(index.rows(key(0))) == BUCKETS and index.open_table().count_rows() == 900
+
+
+def test_a_large_table_finds_text_on_screen_by_its_words_despite_a_misread_letter(
+    index: LanceDBMomentsIndex,
+) -> None:
+    index.replace_source(key(0), rows(0), vectors(0))
+    index.replace_source(key(1), rows(1), vectors(1))
+    columns = [i.columns for i in index.open_table().list_indices()]
+    assert ["on_screen"] in columns and ["bucket"] in columns and ["source_key"] in columns
+    # as find_moments asks: normalised (lower case)
+    found = index.text_matches("on_screen", "beekeepinq", limit=BUCKETS)
+    assert {c.key[0] for c in found} == {key(1)} and len(found) == BUCKETS
