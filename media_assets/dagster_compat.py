@@ -29,7 +29,8 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.events.log import EventLogEntry
 from dagster._core.loader import LoadingContext
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
-from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -38,6 +39,7 @@ from dagster._core.storage.tags import (
 __all__ = [
     "AssetGraph",
     "BatchingSqliteEventLogStorage",
+    "EventLogEntry",
     "Provenance",
     "ReconstructableJob",
     "StaleStatusReader",
@@ -49,11 +51,13 @@ __all__ = [
     "partition_range_tags",
     "partition_reads_cached",
     "with_data_version",
+    "write_events_together",
 ]
 
 # The asset graph of a repository or Definitions (``defs.resolve_asset_graph()``,
 # ``context.repository_def.asset_graph``): its public objects have no public type.
 AssetGraph = BaseAssetGraph
+# ``EventLogEntry`` (imported above) is what an event log storage stores; not exported either.
 # ``ReconstructableJob`` (imported above) is what ``dg.build_reconstructable_job`` returns: a
 # pointer other processes follow to load a job; Dagster does not export its type.
 
@@ -254,11 +258,35 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
                 for event in events
             ]
-            self._store_asset_event_tags(conn, events, ids)
-            # The asset table keeps each asset's latest event: the last of the batch for each.
-            latest = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, ids, strict=True)}
-            for event, event_id in latest.values():
-                self._store_asset_event(conn, event, event_id)
+            _index_asset_events(self, conn, events, ids)
+
+
+def _index_asset_events(
+    storage: SqlEventLogStorage, conn: Any, events: Sequence[EventLogEntry], ids: Sequence[int]
+) -> None:
+    """The asset tables' part of storing ``events`` (stored with ``ids``): their tags, and each
+    asset's latest event, the last of the batch for each."""
+    storage._store_asset_event_tags(conn, events, ids)
+    latest = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, ids, strict=True)}
+    for event, event_id in latest.values():
+        storage._store_asset_event(conn, event, event_id)
+
+
+def write_events_together(storage: SqlEventLogStorage, events: Sequence[EventLogEntry]) -> None:
+    """Store ``events`` in one INSERT (returning their ids) and one transaction for their tags
+    and each asset's latest event, on a storage with one database (PostgreSQL's).
+
+    Relies on ``SqlEventLogStorage`` internals (``_connect``, ``prepare_insert_event_batch``,
+    ``SqlEventLogStorageTable``, ``index_transaction``, ``_store_asset_event_tags``,
+    ``_store_asset_event``): dagster-postgres writes a batch of planned events one by one, each
+    on a new connection (``media_assets/postgres_events.py``), and has no hook to do otherwise.
+    """
+    with storage._connect() as conn:
+        statement = storage.prepare_insert_event_batch(events)
+        result = conn.execute(statement.returning(SqlEventLogStorageTable.c.id))
+        ids = [int(row[0]) for row in result.fetchall()]
+    with storage.index_transaction() as conn:
+        _index_asset_events(storage, conn, events, ids)
 
 
 @dataclass

@@ -8,9 +8,9 @@ minutes. This storage writes them as the stock one writes a batch of materializa
 insert for the events, one transaction for their tags and the assets' latest event. Other events
 take the stock path.
 
-Relies on ``SqlEventLogStorage`` internals (``prepare_insert_event_batch``,
-``_store_asset_event_tags``, ``_store_asset_event``, ``index_transaction``), as the local
-instance's ``BatchingSqliteEventLogStorage`` does (``media_assets/dagster_compat.py``).
+The write relies on ``SqlEventLogStorage`` internals, as the local instance's
+``BatchingSqliteEventLogStorage`` does: both live in ``media_assets/dagster_compat.py``
+(``write_events_together``), tested there.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+from media_assets.dagster_compat import EventLogEntry, write_events_together
 
 PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
 
@@ -44,15 +44,5 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
         others = [e for e in events if e.dagster_event_type != PLANNED]
         if others:
             super().store_event_batch(others)
-        if not planned:
-            return
-        with self._connect() as conn:
-            statement = self.prepare_insert_event_batch(planned)
-            result = conn.execute(statement.returning(SqlEventLogStorageTable.c.id))
-            ids = [int(row[0]) for row in result.fetchall()]
-        with self.index_transaction() as conn:
-            self._store_asset_event_tags(conn, planned, ids)
-            # The asset table keeps each asset's latest event: the last of the batch for each.
-            latest = {e.dagster_event.asset_key: (e, i) for e, i in zip(planned, ids, strict=True)}
-            for event, event_id in latest.values():
-                self._store_asset_event(conn, event, event_id)
+        if planned:
+            write_events_together(self, planned)

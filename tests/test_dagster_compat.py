@@ -3,8 +3,10 @@ in a temporary folder: a Dagster upgrade that changes one fails here, naming the
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from media_assets import dagster_compat as compat
 from media_assets.instance import local_instance_config
 from tests.helpers import ROOT
+from tests.postgres import LocalPostgres, postgres_bin
 
 things = dg.DynamicPartitionsDefinition(name="things")
 KEYS = [f"p{i}" for i in range(6)]
@@ -240,3 +243,64 @@ print(json.dumps({"set": sorted(k for k in os.environ if os.environ[k] != env.ge
     changed = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(changed["set"]) <= UNSTRUCTURED_VARS, changed
     assert changed["filters"] == [], changed
+
+
+def test_postgres_event_log_writes_a_runs_planned_events_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if postgres_bin() is None:
+        pytest.skip("no PostgreSQL server here (Debian package postgresql)")
+    from media_assets.postgres_events import BatchingPostgresEventLogStorage
+
+    monkeypatch.setenv(compat.EVENT_BATCH_SIZE_VAR, compat.EVENT_BATCH_SIZE)
+    written: list[int] = []
+    original = compat.write_events_together
+
+    def spy(storage: object, events: list) -> None:
+        written.append(len(events))
+        original(storage, events)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("media_assets.postgres_events.write_events_together", spy)
+    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
+    folder.chmod(0o755)  # the server may run as the `postgres` user
+    server = LocalPostgres(folder / "pg")
+    server.start()
+    events = {
+        "module": "media_assets.postgres_events",
+        "class": "BatchingPostgresEventLogStorage",
+        "config": {
+            "postgres_db": {
+                "hostname": "127.0.0.1",
+                "port": server.port,
+                "db_name": "postgres",
+                "username": "postgres",
+                "password": "",
+                # As deploy/dagster.yaml: dagster-postgres ships psycopg2, not psycopg 3.
+                "scheme": "postgresql+psycopg2",
+            }
+        },
+    }
+    (tmp_path / "home").mkdir()
+    try:
+        with (
+            capability("write_events_together (BatchingPostgresEventLogStorage)"),
+            dg.instance_for_test(
+                temp_dir=str(tmp_path / "home"), overrides={"event_log_storage": events}
+            ) as inst,
+        ):
+            assert isinstance(inst.event_log_storage, BatchingPostgresEventLogStorage)
+            inst.add_dynamic_partitions(things.name, KEYS)
+            job = dg.Definitions(assets=[up]).resolve_implicit_global_asset_job_def()
+            result = job.execute_in_process(
+                instance=inst, tags=compat.partition_range_tags(KEYS[0], KEYS[-1])
+            )
+            assert result.success
+            assert written == [len(KEYS)]  # every partition's plan in one write
+            planned = inst.get_records_for_run(
+                result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            ).records
+            assert sorted(r.event_log_entry.dagster_event.partition for r in planned) == KEYS
+            assert inst.get_materialized_partitions(up.key) == set(KEYS)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
