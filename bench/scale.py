@@ -179,10 +179,12 @@ def evaluations(env: dict[str, str], instance: dg.DagsterInstance, ticks: list[A
     cursors = [None, *(t.cursor for t in ticks[:-1])]
     seconds = []
     for cursor in cursors:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-        started = time.perf_counter()
-        sensor(context)
-        seconds.append(time.perf_counter() - started)
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+        ) as context:
+            started = time.perf_counter()
+            sensor(context)
+            seconds.append(time.perf_counter() - started)
     return seconds
 
 
