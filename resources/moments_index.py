@@ -179,8 +179,8 @@ class LanceDBMomentsIndex(MomentsIndex):
     uri: str = "data/index"
     table_name: str = "moments"
     storage_options: dict[str, str] = Field(default_factory=dict)
-    # From this many rows on, nearest vectors come from an IVF_PQ index (reading every vector
-    # takes ~0.2 s at 1M rows); below, the exact search is fast enough (~15 ms at 50k rows).
+    # From this many rows on, nearest vectors come from an IVF_PQ index (an exact search reads
+    # every vector: 1.5 GB at 1M rows of 384 floats); below, the exact search is fast enough.
     ann_min_rows: int = 100_000
     # Rows per IVF partition at training (LanceDB's advice, 4-8k: k-means over sqrt(rows)
     # partitions takes most of an hour at 1M rows on two cores); partitions searched per query;
@@ -276,7 +276,7 @@ class LanceDBMomentsIndex(MomentsIndex):
         """Whether to add the rows outside the indexes to them now: at once below
         ``ann_min_rows`` (cheap there, and BM25 then scores every row with the same statistics);
         past it, once they are ``reindex_share`` of the table, as optimize() rewrites index
-        segments (~15 s at 1M rows, here). Until then they are searched by a scan beside the
+        segments (a video's write with it took 14-23 s at 1M rows, here). Until then they are searched by a scan beside the
         indexes, and a query still finds them."""
         stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
         unindexed = stats.num_unindexed_rows if stats is not None else rows
