@@ -276,8 +276,8 @@ class LanceDBMomentsIndex(MomentsIndex):
         """Whether to add the rows outside the indexes to them now: at once below
         ``ann_min_rows`` (cheap there, and BM25 then scores every row with the same statistics);
         past it, once they are ``reindex_share`` of the table, as optimize() rewrites index
-        segments (a video's write with it took 14-23 s at 1M rows, here). Until then they are searched by a scan beside the
-        indexes, and a query still finds them."""
+        segments (a video's write with it took 14-23 s at 1M rows, here). Until then they are
+        searched by a scan beside the indexes, and a query still finds them."""
         stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
         unindexed = stats.num_unindexed_rows if stats is not None else rows
         return unindexed > 0 and (
