@@ -197,9 +197,11 @@ def web_chunks(
     context: dg.AssetExecutionContext,
     config: ChunkConfig,
     object_store: ObjectStore,
+    text_enrichment: TextEnrichment,
     page_elements: dict[str, Record],
 ) -> dg.Output:
-    """Heading-aware chunks in the common schema, each with its section path and a deep link."""
+    """Heading-aware chunks in the common schema, each with its section path and a deep link,
+    its entities and keywords, and the PII policy applied (media_assets/enrich.py)."""
     settings = ChunkSettings(
         config.max_characters, config.new_after_n_chars, config.combine_text_under_n_chars
     )
