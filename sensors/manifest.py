@@ -280,9 +280,12 @@ def manifest_sensor(
     following = cursor.after(data, page.end, page.next_line)
     last = page.next_line - 1
     lines = f"lines {page.line}-{last}" if last > page.line else f"line {page.line}"
-    context.log.info(f"{lines} of {manifest.path}: {summary}")
+    n = len(page.manifest.entries)
+    context.log.info(
+        f"{n} {'entry' if n == 1 else 'entries'}: {summary} ({lines} of {manifest.path})"
+    )
     if not plan.run_requests:
-        return dg.SensorResult(skip_reason=f"{lines}: {summary}", cursor=following.serialize())
+        return dg.SensorResult(skip_reason=f"{summary} ({lines})", cursor=following.serialize())
     return dg.SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=plan.partition_requests,
