@@ -136,15 +136,15 @@ class _Scorer:
         self.vector = None if vector is None else vector / (float(np.linalg.norm(vector)) or 1.0)
         self.said_terms = terms(query.said or "")
         self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
-        self._terms: dict[str, list[str]] = {}  # a sentence's stems, once per sentence
+        self._lexical: dict[str, float] = {}  # a sentence's term coverage, once per sentence
 
     def said(self, row: dict[str, Any], vector: np.ndarray) -> tuple[float, bool, Any]:
         if not row.get("context"):
             return 0.0, False, None
         sentence = row.get("said_terms") or ""
-        if sentence not in self._terms:  # a sentence spans several buckets
-            self._terms[sentence] = terms(sentence)
-        lexical = term_coverage(self.said_terms, self._terms[sentence])
+        if sentence not in self._lexical:  # a sentence spans several buckets
+            self._lexical[sentence] = term_coverage(self.said_terms, terms(sentence))
+        lexical = self._lexical[sentence]
         norm = float(np.linalg.norm(vector))
         cosine = (
             float(np.dot(vector, self.vector)) / norm if norm and self.vector is not None else 0
@@ -202,6 +202,9 @@ class _Scorer:
             holds = holds and ok
             if i == 0:
                 extent = where
+            if not holds:  # a bucket that fails one condition is not scored on the rest
+                scores.update({c: 0.0 for c in self.conditions[i + 1 :]})
+                break
         return _Scored(match.row, scores, holds, extent)
 
 
