@@ -245,3 +245,19 @@ def test_images_and_fonts_are_never_requested(site: SiteServer, site_dir: Path) 
     assert site.requests["/pictures.html"] == 1  # the page itself came through
     for path in ("/photo.png", "/photo.webp", "/photo2.png", "/font.woff2"):
         assert site.requests[path] == 0, path
+
+
+def test_a_large_video_on_the_page_does_not_fail_it(site: SiteServer, site_dir: Path) -> None:
+    def big(path: str) -> tuple[int, dict[str, str], Any] | None:
+        if path != "/big.mp4":
+            return None
+        return 200, {"Content-Type": "video/mp4"}, (b"\0" * 65536 for _ in range(800))
+
+    site.add_hook(big)
+    (site_dir / "film.html").write_text(
+        "<html><body><h1>Film night</h1><p>The club shows a silent film every Friday.</p>"
+        "<video src='/big.mp4' preload='auto' autoplay muted></video></body></html>"
+    )
+    (result,) = render_batch([f"{site.base_url}/film.html"], settings(max_page_bytes=2_000_000))
+    assert result.status == "ok", result.error
+    assert "silent film every Friday" in result.html

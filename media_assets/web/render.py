@@ -553,7 +553,10 @@ class PageRenderer:
             return
         html = await self._content(page, watch)
         result.final_url = page.url
-        cut = self._event(page, since, "too_large")
+        # The document over the cap fails the page; a subresource cut there (a large video the
+        # page preloads) costs only itself.
+        last = watch.document or document
+        cut = self._event(page, since, "too_large", only=_egress_target(last.url))
         if cut or len(html.encode()) > settings.max_page_bytes:
             raise RenderFailure(
                 f"page is over the {settings.max_page_bytes}-byte cap; the transfer was stopped",
@@ -566,12 +569,15 @@ class PageRenderer:
         result.settled = settled
         result.status = "ok"
 
-    def _event(self, page: Page, since: float, *kinds: EventKind) -> EgressEvent | None:
+    def _event(
+        self, page: Page, since: float, *kinds: EventKind, only: str | None = None
+    ) -> EgressEvent | None:
         """What the egress proxy refused or cut for this tab since ``since`` (other tabs of the
-        batch share the proxy session, so events are matched by where the tab's requests went)."""
+        batch share the proxy session, so events are matched by where the tab's requests went),
+        or for the one target ``only``."""
         if self.egress is None:
             return None
-        targets = _watch(page).targets
+        targets = {only} if only else _watch(page).targets
         return next(
             (
                 e
