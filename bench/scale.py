@@ -17,8 +17,12 @@ ingested for real first, so status and metrics have rendered rows). Then, per st
 - the GraphQL query of the UI's asset partitions page for ``rendered_page``, against
   ``dagster-webserver`` on the instance (the second request; the first is printed too).
 
-Last lines, one per storage: storage=<> urls=<n> tick_s=<max> register_s=<> status_s=<>
-scrape_s=<> ui_partitions_s=<>
+``eval_s`` is the sensor's own evaluation (what the 60 s limit bounds) from each tick's cursor;
+``--no-sensor`` adds the partitions directly instead (tick_s prints as nan), for sizes whose
+ticks take hours on a loaded machine.
+
+Last lines, one per storage: storage=<> urls=<n> tick_s=<max> eval_s=<max> register_s=<>
+status_s=<> scrape_s=<> ui_partitions_s=<>
 """
 
 from __future__ import annotations

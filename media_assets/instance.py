@@ -4,8 +4,9 @@ A batched step emits one materialization per partition; written one by one on SQ
 about a fifth of an ingest. ``DAGSTER_EVENT_BATCH_SIZE`` makes Dagster hand them over together and
 ``BatchingSqliteEventLogStorage`` writes them in one transaction (building it sets the variable,
 in every process that uses this instance: daemon, webserver, code server, runs, the CLI; see
-``media_assets/dagster_compat.py``). Production uses PostgreSQL
-(deploy/dagster.yaml), whose storage batches natively.
+``media_assets/dagster_compat.py``). Production uses PostgreSQL (deploy/dagster.yaml), whose
+storage batches materializations natively but writes a run's planned events one by one:
+``media_assets/postgres_events.py`` batches those too.
 """
 
 from __future__ import annotations
