@@ -5,19 +5,24 @@ manifest read again from its start with what left it removed."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import TickStatus
 
 from media_assets import registry
 from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
+from media_assets.postgres_events import BatchingPostgresEventLogStorage
 from resources.storage import LocalObjectStore
 from sensors.manifest import MAX_RUNS_PER_TICK, plan_ingest
 from tests.helpers import SensorDaemon
+from tests.postgres import LocalPostgres, postgres_bin
 
 PAGE_LINES = 150
 URLS = 600
@@ -174,3 +179,83 @@ def test_a_run_registers_its_urls_from_its_page_of_the_manifest(
         untagged = dg.materialize([registers], instance=instance)
         assert untagged.output_for_node("registers") == []  # the whole file: not a manifest
     assert registry.lookup(store, wanted[0]).url == "https://example.com/r/2"
+
+
+@pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL not installed: run scripts/setup.sh")
+def test_postgres_event_log_writes_a_runs_plans_in_one_batch_and_marks_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
+    folder.chmod(0o755)  # the server may run as the `postgres` user
+    server = LocalPostgres(folder / "pg")
+    server.start()
+    try:
+        monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+        one_by_one: list[object] = []  # planned events that took the stock, per-event path
+        stock = BatchingPostgresEventLogStorage.store_event
+
+        def store_event(self: BatchingPostgresEventLogStorage, event: EventLogEntry) -> None:
+            if event.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+                one_by_one.append(event)
+            stock(self, event)
+
+        monkeypatch.setattr(BatchingPostgresEventLogStorage, "store_event", store_event)
+        # dagster-postgres ships psycopg2; plain postgresql:// would ask SQLAlchemy for psycopg 3
+        db = {"postgres_url": server.url.replace("postgresql://", "postgresql+psycopg2://")}
+        events = {
+            "module": "media_assets.postgres_events",
+            "class": "BatchingPostgresEventLogStorage",
+        }
+        overrides = {
+            "run_storage": {
+                "module": "dagster_postgres.run_storage",
+                "class": "PostgresRunStorage",
+                "config": db,
+            },
+            "event_log_storage": {**events, "config": db},
+            "schedule_storage": {
+                "module": "dagster_postgres.schedule_storage",
+                "class": "PostgresScheduleStorage",
+                "config": db,
+            },
+        }
+        pages = dg.DynamicPartitionsDefinition(name="pages")
+
+        @dg.asset(partitions_def=pages)
+        def first() -> None:
+            raise RuntimeError("every partition of the run fails")
+
+        @dg.asset(partitions_def=pages, deps=[first])
+        def second() -> None: ...
+
+        keys = [f"p{i}" for i in range(40)]
+        job = dg.define_asset_job("both", [first, second], partitions_def=pages)
+        defs = dg.Definitions(assets=[first, second], jobs=[job])
+        with dg.instance_for_test(overrides=overrides) as instance:
+            assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
+            instance.add_dynamic_partitions("pages", keys)
+            result = defs.get_job_def("both").execute_in_process(
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": "p0",
+                    "dagster/asset_partition_range_end": "p39",
+                },
+                raise_on_error=False,
+            )
+            assert not result.success
+            planned = instance.get_event_records(
+                dg.EventRecordsFilter(
+                    event_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                    asset_key=dg.AssetKey("second"),
+                ),
+                limit=1000,
+            )
+            partitions = [
+                r.event_log_entry.dagster_event.event_specific_data.partition for r in planned
+            ]
+            assert sorted(partitions) == sorted(keys) and one_by_one == []
+            status = instance.get_status_by_partition(dg.AssetKey("first"), keys, pages)
+            assert status is not None and set(status.values()) == {dg.AssetPartitionStatus.FAILED}
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
