@@ -2,14 +2,16 @@
 ``media-assets moments``) over a LanceDB moments index of 1,000,000 one-second buckets.
 
     .venv/bin/python bench/moments_scale.py [--buckets 1000000] [--dir data/moments-scale]
-                                            [--queries 24] [--warmup 3] [--rebuild]
+                                            [--queries 24] [--warmup 3] [--rebuild] [--workers 2]
 
 The rows are synthetic but made by the pipeline's own code: each of ``buckets / 500`` videos of
 500 s gets timed annotations (ASR words of spoken sentences, speaker turns, slides read by OCR
 with their uncertain edges, scenes, key frames, chapters), fused into 1 s buckets by
 ``media_assets.video.moments.fuse`` and turned into index rows by ``moment_rows``, as the
-``video_moments_index`` asset does. Words come from a made-up vocabulary of 4,000 words with
-Zipf frequencies (and English function words), sentences from a pool of 3,000; every row's vector
+``video_moments_index`` asset does. Sentences (a pool of 3,000) are real English words from the
+embedder's own vocabulary, 6,000 of them with Zipf frequencies, and function words; slides name
+less common words; speakers have made-up names (``--workers`` processes make the rows). Every
+row's vector
 is its sentence's embedding by the real embedder (MiniLM, 384-d), perturbed per video (cosine
 ~0.97 with the original) so repeated sentences are near but not identical, as in real speech.
 
