@@ -88,7 +88,7 @@ SCROLL_TEXT_SIZE_JS = """() => {
     window.__mediaAssetsScroll = [height, seen[1] + 1];
     window.scrollTo(0, height);
   }
-  return body.innerText.length;
+  return [body.innerText.length, location.href];
 }"""
 # The DOM as HTML, with each same-origin frame's body put in place of its <iframe> (an article
 # shown in a frame is the page's text; cross-origin frames cannot be read and stay as they are).
@@ -135,6 +135,10 @@ class RenderSettings:
     navigation_timeout_s: float = 20.0
     settle_timeout_s: float = 5.0
     settle_poll_s: float = 0.05
+    # How long the text and the URL must stay as they are for the page to count as settled: a
+    # single-page app that shows "loading…" and swaps the article in from a timer (or a history
+    # API route) must not be taken in between, even when a loaded machine delays its timers.
+    settle_quiet_s: float = 0.4
     # Transient failures (timeouts, dropped connections, 429/5xx) are tried again with backoff.
     max_attempts: int = 3
     retry_initial_s: float = 1.0
@@ -706,10 +710,11 @@ class PageRenderer:
         """
         settings = self.settings
         deadline = time.monotonic() + settings.settle_timeout_s
-        previous, stable = -1, 0
+        previous: list[Any] | None = None
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             try:
-                size = await page.evaluate(SCROLL_TEXT_SIZE_JS)
+                state = await page.evaluate(SCROLL_TEXT_SIZE_JS)
             except PlaywrightError as exc:
                 if not _navigating(exc):
                     raise
@@ -722,12 +727,13 @@ class PageRenderer:
                     await page.wait_for_load_state(
                         "domcontentloaded", timeout=max(deadline - time.monotonic(), 0.1) * 1000
                     )
-                previous, stable = -1, 0
+                previous = None
                 continue
-            stable = stable + 1 if (size == previous and not watch.inflight) else 0
-            if stable >= 2 and size > 0:
+            now = time.monotonic()
+            if state != previous or watch.inflight:
+                previous, quiet_since = state, now
+            elif state[0] > 0 and now - quiet_since >= settings.settle_quiet_s:
                 return True
-            previous = size
             await asyncio.sleep(settings.settle_poll_s)
         return False  # never quiet: captured at the deadline, and the artifact says so
 
