@@ -26,7 +26,7 @@ class FetchPolicy(dg.ConfigurableResource):
     max_page_bytes: int = RenderSettings.max_page_bytes
     # Known ad and tracker hosts are never requested; ``blocklists`` names Adblock Plus-format
     # files to use instead of the Debian package's EasyList and EasyPrivacy.
-    block_trackers: bool = True
+    block_trackers: bool = RenderSettings.block_trackers
     blocklists: list[str] = Field(default_factory=list)
 
     @field_validator("allow_hosts")
