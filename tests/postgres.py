@@ -6,13 +6,18 @@ PostgreSQL refuses to run as root; when the tests run as root the server runs as
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def postgres_bin() -> Path | None:
@@ -66,3 +71,19 @@ class LocalPostgres:
                 [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
                  "stop"], capture_output=True, timeout=60, check=False,
             )  # fmt: skip
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[LocalPostgres]:
+    """A started server in a fresh folder, stopped afterwards; the test skips, saying why, where
+    Debian's postgresql is not installed."""
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL not installed: scripts/setup.sh installs Debian's postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
+    folder.chmod(0o755)  # the server may run as the `postgres` user
+    server = LocalPostgres(folder / "pg")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from media_assets.manifest import read_manifest
 from media_assets.names import JOB_BY_KIND
 from partitions import PARTITIONS_BY_KIND
 from tests.helpers import ROOT, needs_chromium, pipeline_env, write_manifest
-from tests.postgres import LocalPostgres, postgres_bin
+from tests.postgres import LocalPostgres, running_postgres
 from tests.seaweed import SeaweedS3, free_ports
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -139,14 +138,8 @@ def broker(module_tmp: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[LocalPostgres]:
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL not installed: scripts/setup.sh installs Debian's postgresql")
-    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
-    folder.chmod(0o755)  # the server may run as the `postgres` user
-    server = LocalPostgres(folder / "pg")
-    server.start()
-    yield server
-    server.stop()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@ in a temporary folder: a Dagster upgrade that changes one fails here, naming the
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from media_assets import dagster_compat as compat
 from media_assets.instance import local_instance_config
 from tests.helpers import ROOT
-from tests.postgres import LocalPostgres, postgres_bin
+from tests.postgres import running_postgres
 
 things = dg.DynamicPartitionsDefinition(name="things")
 KEYS = [f"p{i}" for i in range(6)]
@@ -248,8 +246,6 @@ print(json.dumps({"set": sorted(k for k in os.environ if os.environ[k] != env.ge
 def test_postgres_event_log_writes_a_runs_planned_events_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if postgres_bin() is None:
-        pytest.skip("no PostgreSQL server here (Debian package postgresql)")
     from media_assets.postgres_events import BatchingPostgresEventLogStorage
 
     monkeypatch.setenv(compat.EVENT_BATCH_SIZE_VAR, compat.EVENT_BATCH_SIZE)
@@ -261,27 +257,23 @@ def test_postgres_event_log_writes_a_runs_planned_events_together(
         original(storage, events)  # type: ignore[arg-type]
 
     monkeypatch.setattr("media_assets.postgres_events.write_events_together", spy)
-    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
-    folder.chmod(0o755)  # the server may run as the `postgres` user
-    server = LocalPostgres(folder / "pg")
-    server.start()
-    events = {
-        "module": "media_assets.postgres_events",
-        "class": "BatchingPostgresEventLogStorage",
-        "config": {
-            "postgres_db": {
-                "hostname": "127.0.0.1",
-                "port": server.port,
-                "db_name": "postgres",
-                "username": "postgres",
-                "password": "",
-                # As deploy/dagster.yaml: dagster-postgres ships psycopg2, not psycopg 3.
-                "scheme": "postgresql+psycopg2",
-            }
-        },
-    }
-    (tmp_path / "home").mkdir()
-    try:
+    with running_postgres() as server:
+        events = {
+            "module": "media_assets.postgres_events",
+            "class": "BatchingPostgresEventLogStorage",
+            "config": {
+                "postgres_db": {
+                    "hostname": "127.0.0.1",
+                    "port": server.port,
+                    "db_name": "postgres",
+                    "username": "postgres",
+                    "password": "",
+                    # As deploy/dagster.yaml: dagster-postgres ships psycopg2, not psycopg 3.
+                    "scheme": "postgresql+psycopg2",
+                }
+            },
+        }
+        (tmp_path / "home").mkdir()
         with (
             capability("write_events_together (BatchingPostgresEventLogStorage)"),
             dg.instance_for_test(
@@ -301,6 +293,3 @@ def test_postgres_event_log_writes_a_runs_planned_events_together(
             ).records
             assert sorted(r.event_log_entry.dagster_event.partition for r in planned) == KEYS
             assert inst.get_materialized_partitions(up.key) == set(KEYS)
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,6 @@
 """The production instance storage for real: deploy/dagster.yaml's PostgreSQL storage on a local
 PostgreSQL server, the sensor and a batch of URLs against it, partition status read back."""
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from media_assets.manifest import read_manifest
 from partitions.keys import partition_key
 from sensors.manifest import plan_ingest
 from tests.helpers import needs_chromium, write_articles
-from tests.postgres import LocalPostgres, postgres_bin
+from tests.postgres import LocalPostgres, postgres_bin, running_postgres
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 pytestmark = [
@@ -29,12 +28,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[LocalPostgres]:
-    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
-    folder.chmod(0o755)  # the server may run as the `postgres` user
-    server = LocalPostgres(folder / "pg")
-    server.start()
-    yield server
-    server.stop()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ manifest read again from its start with what left it removed."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from media_assets.postgres_events import BatchingPostgresEventLogStorage
 from resources.storage import LocalObjectStore
 from sensors.manifest import MAX_RUNS_PER_TICK, plan_ingest
 from tests.helpers import SensorDaemon
-from tests.postgres import LocalPostgres, postgres_bin
+from tests.postgres import postgres_bin, running_postgres
 
 PAGE_LINES = 150
 URLS = 600
@@ -190,11 +188,7 @@ def test_a_run_registers_its_urls_from_its_page_of_the_manifest(
 def test_postgres_event_log_writes_a_runs_plans_in_one_batch_and_marks_failures(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="media-assets-pg-"))
-    folder.chmod(0o755)  # the server may run as the `postgres` user
-    server = LocalPostgres(folder / "pg")
-    server.start()
-    try:
+    with running_postgres() as server:
         monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
         one_by_one: list[object] = []  # planned events that took the stock, per-event path
         stock = BatchingPostgresEventLogStorage.store_event
@@ -261,6 +255,3 @@ def test_postgres_event_log_writes_a_runs_plans_in_one_batch_and_marks_failures(
             assert sorted(partitions) == sorted(keys) and one_by_one == []
             status = instance.get_status_by_partition(dg.AssetKey("first"), keys, pages)
             assert status is not None and set(status.values()) == {dg.AssetPartitionStatus.FAILED}
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
