@@ -518,18 +518,6 @@ class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
         deleted = collection.data.delete_many(where=stale)
         return IndexWrite(len(rows), int(deleted.successful))
 
-    def delete_sources(self, source_keys: Sequence[str]) -> int:
-        from weaviate.classes.query import Filter
-
-        _check_keys(list(source_keys))
-        collection = self._collection() if source_keys else None
-        if collection is None:
-            return 0
-        result = collection.data.delete_many(
-            where=Filter.by_property("source_key").contains_any(list(source_keys))
-        )
-        return int(result.successful)
-
     @staticmethod
     def _matches(found: Any, score: Any) -> list[Candidate]:
         matches = []

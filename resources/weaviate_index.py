@@ -121,6 +121,18 @@ class WeaviateConnection(dg.ConfigurableResource):
             if source_key is None or o.properties["source_key"] == source_key
         ]
 
+    def delete_sources(self, source_keys: Sequence[str]) -> int:
+        from weaviate.classes.query import Filter
+
+        _check_keys(list(source_keys))
+        collection = self._collection() if source_keys else None
+        if collection is None:
+            return 0
+        result = collection.data.delete_many(
+            where=Filter.by_property("source_key").contains_any(list(source_keys))
+        )
+        return int(result.successful)
+
     def teardown_after_execution(self, context: Any) -> None:
         if self._client is not None:
             self._client.close()
@@ -190,18 +202,6 @@ class WeaviateIndex(WeaviateConnection, VectorIndex):
         if stale:
             collection.data.delete_many(where=Filter.by_id().contains_any(stale))
         return IndexWrite(upserted=len(rows), deleted=len(stale))
-
-    def delete_sources(self, source_keys: Sequence[str]) -> int:
-        from weaviate.classes.query import Filter
-
-        _check_keys(list(source_keys))
-        collection = self._collection() if source_keys else None
-        if collection is None:
-            return 0
-        result = collection.data.delete_many(
-            where=Filter.by_property("source_key").contains_any(list(source_keys))
-        )
-        return int(result.successful)
 
     def _matches(self, found: Any, score: Callable[[Any], float]) -> list[Match]:
         matches = []
