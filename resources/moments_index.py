@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from resources.index import FTS_OPTIONS, IndexWrite, _check_keys, _connect, add_missing_columns
-from resources.weaviate_index import WeaviateConnection
+from resources.weaviate_index import WeaviateConnection, found_objects
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -520,13 +520,7 @@ class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
 
     @staticmethod
     def _matches(found: Any, score: Any) -> list[Candidate]:
-        matches = []
-        for obj in found.objects:
-            vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-            matches.append(
-                Candidate(dict(obj.properties), np.asarray(vector, dtype=np.float32), score(obj))
-            )
-        return matches
+        return [Candidate(*hit) for hit in found_objects(found, score)]
 
     def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
         from weaviate.classes.query import MetadataQuery

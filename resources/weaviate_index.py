@@ -60,6 +60,18 @@ def chunk_uuid(source_key: str, chunk_id: str) -> str:
     return str(generate_uuid5(f"{source_key}/{chunk_id}"))
 
 
+def found_objects(
+    found: Any, score: Callable[[Any], float]
+) -> list[tuple[dict[str, Any], np.ndarray, float]]:
+    """A query's objects as (properties, vector, score), whichever way the client gives the
+    vector (a named ``default`` vector or a bare one)."""
+    hits = []
+    for obj in found.objects:
+        vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+        hits.append((dict(obj.properties), np.asarray(vector, dtype=np.float32), score(obj)))
+    return hits
+
+
 class WeaviateConnection(dg.ConfigurableResource):
     """A connection to one Weaviate collection, created on first write; what the chunk index
     and the moments index share.
@@ -204,13 +216,7 @@ class WeaviateIndex(WeaviateConnection, VectorIndex):
         return IndexWrite(upserted=len(rows), deleted=len(stale))
 
     def _matches(self, found: Any, score: Callable[[Any], float]) -> list[Match]:
-        matches = []
-        for obj in found.objects:
-            vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-            matches.append(
-                Match(dict(obj.properties), np.asarray(vector, dtype=np.float32), score(obj))
-            )
-        return matches
+        return [Match(*hit) for hit in found_objects(found, score)]
 
     def text_matches(self, text: str, *, limit: int, where: RowFilter = ANY_ROW) -> list[Match]:
         from weaviate.classes.query import MetadataQuery
