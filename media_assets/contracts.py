@@ -1,17 +1,21 @@
 """Each stage's artifact has a JSON Schema in ``media_assets/schemas/``; a successful record is
-checked against it before it is written, and a violation fails that URL for good."""
+checked against it before it is written (``conform``, the one function the write path calls), and
+a violation fails that URL for good."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+
+from media_assets.names import Status
+from media_assets.records import ARTIFACT_HEADER, SCHEMA_VIOLATION, is_ok
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -67,3 +71,22 @@ def violation(asset: str, record: Mapping[str, Any]) -> Violation | None:
         return None
     field = "/".join(str(p) for p in error.absolute_path) or "(record)"
     return Violation(f"{asset}.json", field, error.message[:300])
+
+
+def conform(asset: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``record``, or a permanent failure naming the schema it breaks. A stored record (it has
+    its storage header) was checked when it was made, and a record that is not ok has no
+    artifact to check."""
+    if not is_ok(record) or record.get(ARTIFACT_HEADER):
+        return record
+    problem = violation(asset, record)
+    if problem is None:
+        return record
+    return {
+        "status": Status.FAILED,
+        "source_url": record.get("source_url"),
+        "error": str(problem),
+        "error_class": SCHEMA_VIOLATION,
+        "violation": asdict(problem),  # the schema check lists its field
+        "input_sha256": record.get("input_sha256"),
+    }

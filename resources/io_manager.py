@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from media_assets.records import ARTIFACT_HEADER
 from resources.storage import ObjectStore
 
 if TYPE_CHECKING:
     import pandas as pd
-
-ARTIFACT_HEADER = "_artifact"
 
 
 def artifact_key(asset_key: dg.AssetKey, partition: str, ext: str) -> str:

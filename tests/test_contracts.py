@@ -61,7 +61,7 @@ def test_a_violation_dead_letters_that_url_and_the_rest_materialize(
             chunks[0].text = ""  # an empty chunk breaks chunk.json
         return chunks
 
-    monkeypatch.setattr("media_assets.assets.web.chunk_page", chunk_page_with_a_bug)
+    monkeypatch.setattr(chunk_module, "chunk_page", chunk_page_with_a_bug)
     defs = build_definitions(env)
     report = ingest(demo_manifest(site, tmp_path), defs, instance)
     key = partition_key(broken_url)

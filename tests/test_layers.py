@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "media_assets.manifest",
             "media_assets.pii",
             "media_assets.quality",
+            "media_assets.records",
             "media_assets.retry",
             "partitions.keys",
         ),

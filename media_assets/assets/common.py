@@ -1,10 +1,12 @@
-"""What every URL-partitioned asset shares: batching, the record conventions, readable metadata,
-data versions from content hashes, and the schema check.
+"""What every URL-partitioned asset shares: batching, checkpoints, readable metadata, data
+versions from content hashes, the schema check, and one body for each shape of stage:
+``source_stage`` (reads the URLs themselves), ``run_stage`` (one record per URL from its input's)
+and ``batch_stage`` (the whole batch's records at once).
 
 Every artifact is a record with ``status`` (``ok`` or why not), ``source_url`` and, when not ok,
-``error``. A URL that fails stops its chain at that stage: the step checkpoints the others and
-fails, so Dagster shows the URL failed. A stage run on its own over a URL whose upstream record
-is not ok writes a ``skipped`` record naming the stage that failed.
+``error`` (``media_assets/records.py``). A URL that fails stops its chain at that stage: the step
+checkpoints the others and fails, so Dagster shows the URL failed. A stage run on its own over a
+URL whose upstream record is not ok writes a ``skipped`` record naming the stage that failed.
 """
 
 from __future__ import annotations
@@ -13,27 +15,34 @@ import functools
 import hashlib
 import json
 import time
-import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
 
-from media_assets import contracts, deadletters
+from media_assets import contracts, deadletters, registry
 from media_assets.assets import versions
+from media_assets.chunks import sha256_text
 from media_assets.dagster_compat import partition_reads_cached
 from media_assets.executors import step_tags
 from media_assets.names import REFRESH_TAG, Status
+from media_assets.records import (
+    ARTIFACT_HEADER,
+    SCHEMA_VIOLATION,
+    Record,
+    failed,
+    is_ok,
+    skipped,
+    without_header,
+)
 from media_assets.retry import TRANSIENT_CLASSES
 from resources.fetch import BATCH_SIZE
-from resources.io_manager import ARTIFACT_HEADER, ArtifactStore
+from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 
-Record = dict[str, Any]
 # What a batched asset body hands Dagster: its output, its check, its partitions' own versions.
 StageEvents = Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckResult]
 # Backfills launched from the UI group partitions into runs this large instead of one run each.
@@ -170,7 +179,9 @@ class Checkpoints:
             return previous
         return None
 
-    def compute(self, key: str, upstream: Mapping[str, Any], work: Callable[[], Record]) -> Record:
+    def compute(
+        self, key: str, upstream: Mapping[str, Any], work: Callable[[], Mapping[str, Any]]
+    ) -> Record:
         """``work()``'s record for ``key``, or the stored one when ``upstream`` is unchanged.
 
         An exception in ``work`` fails this partition alone, with its traceback.
@@ -182,21 +193,13 @@ class Checkpoints:
         try:
             return {**work(), "input_sha256": sha}
         except Exception as exc:
-            return {
-                "status": Status.FAILED,
-                "source_url": upstream.get("source_url"),
-                "error": f"{type(exc).__name__}: {exc}",
-                # Stage errors say what kind they are (corrupt_media, no_video…); others are bugs.
-                "error_class": getattr(exc, "error_class", "exception"),
-                "traceback": traceback.format_exc(),
-                "input_sha256": sha,
-            }
+            return failed(exc, upstream.get("source_url"), sha)
 
     def each(
         self,
         inputs: Mapping[str, Record],
         upstream: str,
-        work: Callable[[str, Record], Record],
+        work: Callable[[str, Any], Mapping[str, Any]],
         settings: Mapping[str, Any] | None = None,
     ) -> dict[str, Record]:
         """Apply ``work(key, input)`` to every partition whose input succeeded (reusing stored
@@ -212,18 +215,72 @@ class Checkpoints:
             for key, record in inputs.items()
         }
 
-    def save(self, key: str, record: Record) -> Record:
+    def save(self, key: str, record: Mapping[str, Any]) -> Record:
         """Checkpoint one partition now, before the rest of the batch is done."""
         return self.artifacts.write(
-            key, checked(self.artifacts.asset_key.to_user_string(), record), self.run_id
+            key, contracts.conform(self.artifacts.asset_key.to_user_string(), record), self.run_id
         )
+
+
+def batch_stage(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    work: Callable[[Checkpoints], dict[str, Record]],
+    *,
+    preview: Callable[[Record], dict[str, Any]] | None = None,
+    totals: Callable[[dict[str, Record]], Mapping[str, Any]] | None = None,
+) -> StageEvents:
+    """The body of a stage that makes its batch's records together (``work(checkpoints)``,
+    timed), then the batch's output and readable metadata (see ``batch_output``)."""
+    checkpoints = Checkpoints(context, store)
+    with timed() as clock:
+        records = work(checkpoints)
+    return batch_output(
+        context,
+        checkpoints,
+        records,
+        clock["seconds"],
+        preview,
+        **(totals(records) if totals else {}),
+    )
+
+
+def source_stage(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    work: Callable[[Checkpoints, dict[str, str]], Mapping[str, Record]],
+    *,
+    reuse_on_refresh: bool = True,
+    preview: Callable[[Record], dict[str, Any]] | None = None,
+    finish: Callable[[dict[str, Record]], None] | None = None,
+) -> StageEvents:
+    """The body of a chain's first stage, whose input is the URL itself: each partition's URL
+    from the registry, its stored record reused while the URL is the same, ``work(checkpoints,
+    {url: partition})`` for the rest. ``reuse_on_refresh=False``: a run tagged refresh reuses
+    nothing, successes included. ``finish`` sees every record before the output is made."""
+    sources, records = registry.resolve(store, context.partition_keys)
+    checkpoints = Checkpoints(context, store)
+    refresh_all = checkpoints.retry and not reuse_on_refresh
+    todo: dict[str, str] = {}
+    for key, source in sources.items():
+        stored = None if refresh_all else checkpoints.reuse(key, sha256_text(source.url))
+        if stored:
+            records[key] = stored
+        else:
+            todo[source.url] = key
+    with timed() as clock:
+        if todo:
+            records.update(work(checkpoints, todo))
+    if finish:
+        finish(records)
+    return batch_output(context, checkpoints, records, clock["seconds"], preview)
 
 
 def run_stage(
     context: dg.AssetExecutionContext,
     store: ObjectStore,
     inputs: Mapping[str, Record],
-    work: Callable[[str, Record], Record],
+    work: Callable[[str, Any], Mapping[str, Any]],
     *,
     upstream: str = "inputs",
     settings: Mapping[str, Any] | None = None,
@@ -233,16 +290,12 @@ def run_stage(
     """The body of a per-URL stage: ``work(key, input)`` for every partition whose input
     succeeded, stored results reused when input and settings are unchanged, then the batch's
     output and readable metadata (see ``batch_output``)."""
-    checkpoints = Checkpoints(context, store)
-    with timed() as clock:
-        records = checkpoints.each(inputs, upstream, work, settings)
-    return batch_output(
+    return batch_stage(
         context,
-        checkpoints,
-        records,
-        clock["seconds"],
-        preview,
-        **(totals(records) if totals else {}),
+        store,
+        lambda checkpoints: checkpoints.each(inputs, upstream, work, settings),
+        preview=preview,
+        totals=totals,
     )
 
 
@@ -258,43 +311,6 @@ def chunks_preview(record: Record) -> dict[str, Any]:
     return {
         "chunks": len(chunks),
         "first_chunk": text_preview(chunks[0]["text"]) if chunks else "",
-    }
-
-
-def checked(asset: str, record: Record) -> Record:
-    """``record``, or a permanent failure naming the schema it breaks (checked once per record)."""
-    if not is_ok(record) or record.get(ARTIFACT_HEADER):
-        return record
-    problem = contracts.violation(asset, record)
-    if problem is None:
-        return record
-    return {
-        "status": Status.FAILED,
-        "source_url": record.get("source_url"),
-        "error": str(problem),
-        "error_class": "schema_violation",
-        "violation": asdict(problem),  # the schema check lists its field
-        "input_sha256": record.get("input_sha256"),
-    }
-
-
-def is_ok(record: Mapping[str, Any]) -> bool:
-    return record.get("status") == Status.OK
-
-
-def skipped(upstream: str, record: Mapping[str, Any]) -> Record:
-    """The record a stage writes when its input did not succeed; a record that is itself a skip
-    passes on unchanged, so every later stage names the stage that actually failed."""
-    if record.get("error_class") == "upstream_failed":
-        return {k: v for k, v in record.items() if k != ARTIFACT_HEADER}
-    reason = f"{upstream} {record.get('status')}"
-    if record.get("error"):
-        reason += f": {record['error']}"
-    return {
-        "status": Status.SKIPPED,
-        "source_url": record.get("source_url"),
-        "error": reason,
-        "error_class": "upstream_failed",
     }
 
 
@@ -331,7 +347,7 @@ def batch_output(
     """
     asset = context.asset_key.to_user_string()
     for key, record in records.items():
-        records[key] = checked(asset, record)
+        records[key] = contracts.conform(asset, record)
     check_key = dg.AssetCheckKey(context.asset_key, SCHEMA_CHECK)
     check = (
         _schema_check(asset, records) if check_key in context.selected_asset_check_keys else None
@@ -384,7 +400,7 @@ def _schema_check(asset: str, records: Mapping[str, Record]) -> dg.AssetCheckRes
             "problem": r.get("error"),
         }
         for key, r in records.items()
-        if r.get("error_class") == "schema_violation"
+        if r.get("error_class") == SCHEMA_VIOLATION
     ]
     conforming = sum(is_ok(r) for r in records.values())
     metadata: dict[str, Any] = {
@@ -490,10 +506,7 @@ def join_inputs(**inputs: Mapping[str, Record]) -> dict[str, Record]:
     joined: dict[str, Record] = {}
     for key in next(iter(inputs.values())):
         # Without storage headers: they change with every run, the content is what counts.
-        records = {
-            name: {k: v for k, v in by_key[key].items() if k != ARTIFACT_HEADER}
-            for name, by_key in inputs.items()
-        }
+        records = {name: without_header(by_key[key]) for name, by_key in inputs.items()}
         bad = next(((n, r) for n, r in records.items() if not is_ok(r)), None)
         source_url = next(
             (r.get("source_url") for r in records.values() if r.get("source_url")), None

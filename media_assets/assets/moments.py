@@ -13,16 +13,14 @@ import numpy as np
 
 from media_assets.assets.common import Record, join_inputs, run_stage, url_asset
 from media_assets.enrich import classify, topic_vectors
-from media_assets.pii import PiiPolicy
+from media_assets.names import Status
 from media_assets.video.moments import (
     BUCKET_S,
     Engines,
     ModelId,
     Moments,
-    annotations_from_artifacts,
-    fuse,
     moment_rows,
-    text_annotations,
+    moments_record,
 )
 from partitions import videos
 from resources.embedder import Embedder
@@ -31,22 +29,6 @@ from resources.moments_index import MomentsIndex
 from resources.speech import SpeechToText
 from resources.storage import ObjectStore
 from resources.video import VideoPolicy
-
-
-def moments_record(
-    key: str, source: Record, engines: Engines, bucket_s: float, policy: PiiPolicy = "off"
-) -> Record:
-    """The video's annotations through the PII gate, with entities and keywords added, fused."""
-    gate = text_annotations(key, annotations_from_artifacts(key, source, engines), policy)
-    moments = fuse(key, gate.annotations, float(source["chapters"]["duration_s"]), bucket_s)
-    return {
-        "status": "ok",
-        "source_url": source["source_url"],
-        **moments.record(),
-        "pii_policy": policy,
-        "pii_found": gate.pii_found,
-        "pii_dropped": gate.pii_dropped,
-    }
 
 
 @url_asset(partitions_def=videos, group_name="video", code_version="1", kinds={"python"})
@@ -128,7 +110,7 @@ def index_moments(key: str, source: Record, embedder: Embedder, index: MomentsIn
         np.vstack([vectors[row.context] for row in rows]),
     )
     return {
-        "status": "ok",
+        "status": Status.OK,
         "source_url": source["source_url"],
         "rows": len(rows),
         "sentences": len([s for s in sentences if s]),

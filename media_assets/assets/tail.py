@@ -14,12 +14,11 @@ from media_assets.assets.common import (
     Checkpoints,
     Record,
     StageEvents,
-    batch_output,
+    batch_stage,
     chunks_preview,
     is_ok,
     record_hash,
     skipped,
-    timed,
     url_asset,
 )
 from media_assets.chunks import embedding_text
@@ -33,15 +32,15 @@ EMBEDDING_SIDECARS = {"vectors": "parquet"}
 
 
 def enriched(
-    work: Callable[[str, Record], Record], enrichment: TextEnrichment
-) -> Callable[[str, Record], Record]:
+    work: Callable[[str, Any], Mapping[str, Any]], enrichment: TextEnrichment
+) -> Callable[[str, Any], Mapping[str, Any]]:
     """A chunk stage's ``work`` followed by the enrichment and the PII gate (before anything is
     embedded): each chunk gets its entities, keywords, the policy in force and what it found;
     the record gets their summary. Run once per chunk record: reused with it while its input
     and ``enrichment.settings()`` are unchanged."""
     policy = enrichment.policy
 
-    def run(key: str, source: Record) -> Record:
+    def run(key: str, source: Record) -> Mapping[str, Any]:
         record = work(key, source)
         if not is_ok(record):
             return record
@@ -254,15 +253,11 @@ def build_index_tail(
         chunks: dict[str, Record],
     ) -> StageEvents:
         """One vector per chunk; unchanged chunks reuse their previous vector."""
-        checkpoints = Checkpoints(context, object_store)
-        with timed() as clock:
-            records = embed_records(chunks, embedder, checkpoints, chunks_asset)
-        return batch_output(
+        return batch_stage(
             context,
-            checkpoints,
-            records,
-            clock["seconds"],
-            lambda r: {
+            object_store,
+            lambda checkpoints: embed_records(chunks, embedder, checkpoints, chunks_asset),
+            preview=lambda r: {
                 "model": r["model"],
                 "embedded": r["embedded"],
                 "vectors_reused": r["vectors_reused"],
@@ -288,19 +283,27 @@ def build_index_tail(
     ) -> StageEvents:
         """The source's rows in the index, upserted by (source_key, chunk_id); rows the new
         version no longer has are deleted in the same write."""
-        checkpoints = Checkpoints(context, object_store)
-        with timed() as clock:
-            records, totals = index_records(chunks, embeddings, vector_index)
-        yield from batch_output(
+        written: dict[str, Record] = {}
+        totals: dict[str, Any] = {}
+
+        def write(_: Checkpoints) -> dict[str, Record]:
+            records, write_totals = index_records(chunks, embeddings, vector_index)
+            written.update(records)
+            totals.update(write_totals)
+            return written
+
+        yield from batch_stage(
             context,
-            checkpoints,
-            records,
-            clock["seconds"],
-            lambda r: {"rows": r["rows"], "content_classes": topic_counts(r.get("topics", {}))},
-            **totals,
+            object_store,
+            write,
+            preview=lambda r: {
+                "rows": r["rows"],
+                "content_classes": topic_counts(r.get("topics", {})),
+            },
+            totals=lambda _: totals,
         )
         # Only once the batch materialized (a failed one raised above): these URLs made it
         # through the whole chain.
-        deadletters.clear(object_store, records)
+        deadletters.clear(object_store, written)
 
     return [embeddings, index_rows]

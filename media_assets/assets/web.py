@@ -1,29 +1,20 @@
 """Web pages: render in Chromium, keep the main content's structure, cut heading-aware chunks."""
 
-import hashlib
 from dataclasses import asdict
 
 import dagster as dg
 
-from media_assets import registry
 from media_assets.assets.common import (
     Checkpoints,
     Record,
-    batch_output,
     run_stage,
-    timed,
+    source_stage,
     url_asset,
 )
 from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
-from media_assets.web.chunk import ChunkSettings, chunk_page
-from media_assets.web.documents import (
-    EXTENSIONS,
-    FetchedDocument,
-    document_elements,
-    document_title,
-)
-from media_assets.web.extract import PageElement, extract_elements
+from media_assets.web.chunk import ChunkSettings, web_chunks_record
+from media_assets.web.documents import page_elements_record
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
 from resources.enrichment import TextEnrichment
@@ -41,20 +32,6 @@ def _render_preview(record: Record) -> dict[str, object]:
         "html_bytes": len(record.get("html") or ""),
         # A PDF, text or Markdown file is fetched as it is, not rendered.
         "document": (record.get("document") or {}).get("format", "none"),
-    }
-
-
-def document_record(store: ObjectStore, file_key: str, document: FetchedDocument) -> Record:
-    """Store a fetched document's bytes at ``file_key``; what the render record says of it.
-
-    Its hash is in the record, so the stages after it run again exactly when the file changed."""
-    store.put(file_key, document.data)
-    return {
-        "format": document.format,
-        "media_type": document.media_type,
-        "bytes": len(document.data),
-        "sha256": hashlib.sha256(document.data).hexdigest(),
-        "file": file_key,
     }
 
 
@@ -79,66 +56,42 @@ def rendered_page(
     """The page as Chromium rendered it (scripts run), after robots.txt and address checks.
 
     Each page is checkpointed as soon as it is rendered, so a crashed batch resumes where it
-    stopped; a stored render is reused unless the run is tagged ``media_assets/refresh=true``.
+    stopped; a stored render (a permanent failure too) is reused unless the run is tagged
+    ``media_assets/refresh=true``.
     """
-    sources, records = registry.resolve(object_store, context.partition_keys)
-    checkpoints = Checkpoints(context, object_store)
-    for key, source in sources.items():
-        # A stored render is reused (a permanent failure too) unless the run says refresh.
-        stored = None if checkpoints.retry else checkpoints.reuse(key, sha256_text(source.url))
-        if stored:
-            records[key] = stored
-    todo = {s.url: k for k, s in sources.items() if k not in records}
-    every = max(1, len(todo) // 10)  # about ten progress lines a step, not one per URL
-    rendered: list[str] = []
 
-    def checkpoint(url: str, result: RenderResult) -> None:
-        key = todo[url]
-        record = {
-            **result.record(),
-            "source_url": url,
-            "gone": result.gone,
-            "input_sha256": sha256_text(url),
-        }
-        if result.document is not None:
-            name = f"document.{EXTENSIONS[result.document.format]}"
-            record["document"] = document_record(
-                object_store, checkpoints.artifacts.blob_key(key, name), result.document
-            )
-        records[key] = checkpoints.save(key, record)
-        rendered.append(key)
-        done = len(rendered)
-        if done % every == 0 or done == len(todo) or result.status != "ok":
-            context.log.info(f"rendered {done}/{len(todo)}; last [{result.status}] {url}")
+    def render(checkpoints: Checkpoints, todo: dict[str, str]) -> dict[str, Record]:
+        records: dict[str, Record] = {}
+        every = max(1, len(todo) // 10)  # about ten progress lines a step, not one per URL
 
-    with timed() as clock:
-        if todo:
-            render_batch(list(todo), browser.settings(fetch_policy), checkpoint)
-    # A page that is gone (404/410, robots, refused) leaves the index now: its chain stops here.
-    vector_index.delete_sources([key for key, r in records.items() if r.get("gone")])
-    return batch_output(context, checkpoints, records, clock["seconds"], _render_preview)
+        def checkpoint(url: str, result: RenderResult) -> None:
+            key = todo[url]
+            document = None
+            if result.document is not None:
+                file_key = checkpoints.artifacts.blob_key(key, result.document.file_name)
+                object_store.put(file_key, result.document.data)
+                document = result.document.file_record(file_key)
+            page = result.page_record(url, sha256_text(url), document)
+            records[key] = checkpoints.save(key, page)
+            done = len(records)
+            if done % every == 0 or done == len(todo) or result.status != "ok":
+                context.log.info(f"rendered {done}/{len(todo)}; last [{result.status}] {url}")
 
+        render_batch(list(todo), browser.settings(fetch_policy), checkpoint)
+        return records
 
-def elements_record(page: Record, store: ObjectStore) -> Record:
-    document = page.get("document")
-    if document:
-        data = store.get(document["file"])
-        elements = document_elements(data, document["format"], document["media_type"])
-        title = document_title(data, document["format"], elements, page["final_url"])
-        missing = "no text in the document (a scanned PDF has none: OCR is not enabled)"
-    else:
-        elements = extract_elements(page["html"], page.get("final_url"))
-        title = page.get("title")
-        missing = "no main content found in the rendered page"
-    base = {
-        "source_url": page["source_url"],
-        "page_url": page.get("final_url"),
-        "title": title,
-        **({"format": document["format"]} if document else {}),
-    }
-    if not elements:
-        return {**base, "status": "empty", "error": missing, "elements": []}
-    return {**base, "status": "ok", "elements": [e.record() for e in elements]}
+    def drop_gone(records: dict[str, Record]) -> None:
+        # A page that is gone (404/410, robots, refused) leaves the index now: its chain stops.
+        vector_index.delete_sources([key for key, r in records.items() if r.get("gone")])
+
+    return source_stage(
+        context,
+        object_store,
+        render,
+        reuse_on_refresh=False,
+        preview=_render_preview,
+        finish=drop_gone,
+    )
 
 
 @url_asset(
@@ -153,7 +106,7 @@ def page_elements(
         context,
         object_store,
         rendered_page,
-        lambda _, page: elements_record(page, object_store),
+        lambda _, page: page_elements_record(page, object_store.get),
         upstream="rendered_page",
         preview=lambda r: {
             "elements": len(r["elements"]),
@@ -170,24 +123,6 @@ class ChunkConfig(dg.Config):
     max_characters: int = ChunkSettings.max_characters
     new_after_n_chars: int = ChunkSettings.new_after_n_chars
     combine_text_under_n_chars: int = ChunkSettings.combine_text_under_n_chars
-
-
-def chunks_record(key: str, page: Record, settings: ChunkSettings) -> Record:
-    elements = [PageElement(**e) for e in page["elements"]]
-    chunks = chunk_page(
-        elements,
-        source_key=key,
-        source_url=page["source_url"],
-        page_url=page.get("page_url") or page["source_url"],
-        title=page.get("title"),
-        settings=settings,
-    )
-    return {
-        "status": "ok",
-        "source_url": page["source_url"],
-        "title": page.get("title"),
-        "chunks": [c.record() for c in chunks],
-    }
 
 
 @url_asset(
@@ -209,7 +144,7 @@ def web_chunks(
         context,
         object_store,
         page_elements,
-        enriched(lambda key, page: chunks_record(key, page, settings), text_enrichment),
+        enriched(lambda key, page: web_chunks_record(key, page, settings), text_enrichment),
         upstream="page_elements",
         settings={"chunk_settings": asdict(settings), **text_enrichment.settings()},
         preview=enriched_preview,

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import httpx
 import webvtt
+
+from media_assets.egress import EGRESS_HEADER, Limits, egress_session, raise_for_refusal
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.retry import with_retries
+from media_assets.video.media import MediaError
 
 CaptionFormat = Literal["vtt", "srt"]
 FORMATS: tuple[CaptionFormat, ...] = ("vtt", "srt")
+MAX_CAPTION_BYTES = 5_000_000
+# The ``path`` a captions record took when its cues are usable.
+CAPTIONS = "captions"
 
 
 class CaptionFormatError(ValueError):
@@ -36,6 +46,19 @@ class CaptionTrack:
     language: str
     ext: CaptionFormat
     url: str
+
+
+class CaptionsRecord(StageRecord):
+    """The ``captions`` artifact (schemas/captions.json): the track chosen and its cues
+    (``Cue`` fields), or why there are none (``no captions``, ``empty captions``)."""
+
+    path: str
+    track: dict[str, str] | None
+    cues: list[dict[str, Any]]
+
+
+def cues_of(record: Mapping[str, Any]) -> list[Cue]:
+    return [Cue(**c) for c in record["cues"]]
 
 
 def parse_captions(text: str, fmt: CaptionFormat) -> list[Cue]:
@@ -84,3 +107,47 @@ def pick_track(info: Mapping[str, Any], languages: Sequence[str] = ("en",)) -> C
                 if ext in offered:
                     return CaptionTrack(source, language, ext, str(offered[ext]["url"]))  # type: ignore[arg-type]
     return None
+
+
+@with_retries(max_seconds=30)
+def download_captions(url: str, allow_hosts: Sequence[str], user_agent: str) -> str:
+    """A caption file through the egress proxy (redirects are the proxy's to check), capped."""
+    limits = Limits(max_bytes_per_connection=MAX_CAPTION_BYTES, idle_s=30, deadline_s=60)
+    with egress_session(allow_hosts, limits) as egress:
+        try:
+            response = httpx.get(
+                url,
+                follow_redirects=True,
+                timeout=30,
+                headers={"User-Agent": user_agent},
+                proxy=egress.url,
+                trust_env=False,
+            )
+        except httpx.ProxyError as exc:
+            raise_for_refusal(str(exc))
+            raise
+        except httpx.TransportError as exc:
+            if cut := egress.first("too_large"):
+                raise MediaError(f"caption track: {cut.message}", "too_large") from exc
+            raise
+        raise_for_refusal(response.reason_phrase, response.headers.get(EGRESS_HEADER))
+    response.raise_for_status()
+    return response.text
+
+
+def captions_record(
+    info: Mapping[str, Any], languages: Sequence[str], allow_hosts: Sequence[str], user_agent: str
+) -> CaptionsRecord:
+    """The ``captions`` record of a video's metadata: its best track's cues, downloaded."""
+    track = pick_track(info, languages)
+    base = {"status": Status.OK, "source_url": info["source_url"]}
+    if track is None:
+        return CaptionsRecord(**base, path="no captions", track=None, cues=[])
+    text = download_captions(track.url, allow_hosts, user_agent)
+    cues = parse_captions(text, track.ext)
+    return CaptionsRecord(
+        **base,
+        path=CAPTIONS if cues else "empty captions",
+        track=asdict(track),
+        cues=[asdict(c) for c in cues],
+    )

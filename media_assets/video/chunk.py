@@ -3,12 +3,15 @@ speakers and on-screen text, each linking to the moment it starts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NotRequired
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from media_assets.chunks import Chunk, assign_chunk_ids, sha256_text
-from media_assets.video.timeline import Chapter, Segment
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.video.timeline import Chapter, Segment, chapters_of, segments_of
 
 # Platforms (yt-dlp extractor names) whose players read a time from the query string.
 QUERY_TIME = {"youtube": "t", "twitch:vod": "t", "dailymotion": "start"}
@@ -86,3 +89,31 @@ def chunk_video(
             )
         )
     return chunks
+
+
+class VideoChunksRecord(StageRecord):
+    """The ``video_chunks`` artifact (schemas/video_chunks.json): the video's chunks in the
+    common chunk schema (schemas/chunk.json), with what the enrichment found over them."""
+
+    title: str | None
+    chunks: list[dict[str, Any]]
+    enrichment: NotRequired[dict[str, Any]]
+
+
+def video_chunks_record(key: str, source: Mapping[str, Any]) -> VideoChunksRecord:
+    """The ``video_chunks`` record of partition ``key``'s metadata, chapters and segments."""
+    info = source["video_info"]
+    found = chunk_video(
+        segments_of(source["video_segments"]),
+        chapters_of(source["chapters"]),
+        source_key=key,
+        source_url=source["source_url"],
+        title=info.get("title"),
+        extractor=info.get("extractor"),
+    )
+    return {
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        "title": info.get("title"),
+        "chunks": [c.record() for c in found],
+    }

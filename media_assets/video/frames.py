@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from media_assets.video.media import LOCAL_ONLY, run_tool
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.video.media import (
+    DOWNLOADED,
+    LOCAL_ONLY,
+    NOT_NEEDED,
+    BlobKey,
+    FileStore,
+    local_copy,
+    run_tool,
+)
 
 _SHOWINFO = re.compile(r"n:\s*(\d+).*?pts_time:([0-9.]+)")
 _SCENE = re.compile(r"lavfi\.scene_score=([0-9.]+)")
@@ -52,6 +63,34 @@ class TextSpan:
     start_s: float
     end_s: float
     text: str
+
+
+class KeyFramesRecord(StageRecord):
+    """The ``key_frames`` artifact (schemas/key_frames.json): each frame's time, whether a scene
+    cut chose it, and its image's key; ``path`` says whether frames were ``sampled`` or why not."""
+
+    path: str
+    duration_s: float
+    frames: list[dict[str, Any]]
+
+
+class FrameTextRecord(StageRecord):
+    """The ``frame_text`` artifact (schemas/frame_text.json): each frame's reading and the spans
+    of the same text on consecutive frames (``TextSpan`` fields)."""
+
+    engine: str
+    readings: list[dict[str, Any]]
+    spans: list[dict[str, Any]]
+
+
+def spans_of(record: Mapping[str, Any]) -> list[TextSpan]:
+    """The ``TextSpan``s of a frame_text record."""
+    return [TextSpan(**s) for s in record["spans"]]
+
+
+def scene_cuts_of(record: Mapping[str, Any]) -> list[float]:
+    """The times of a key_frames record's frames that a scene cut chose."""
+    return [f["time_s"] for f in record["frames"] if f["scene_cut"]]
 
 
 def _thumbnail(path: Path) -> np.ndarray:
@@ -150,3 +189,47 @@ def merge_spans(readings: Sequence[tuple[float, str]], duration_s: float) -> lis
         else:
             spans.append(TextSpan(time_s, end, text))
     return spans
+
+
+def key_frames_record(
+    media_rec: Mapping[str, Any], settings: FrameSettings, store: FileStore, blob_key: BlobKey
+) -> KeyFramesRecord:
+    """The ``key_frames`` record of a video's media: frames of a downloaded video stream, their
+    images stored beside the record; none on the caption path or without a video stream."""
+    base = {
+        "status": Status.OK,
+        "source_url": media_rec["source_url"],
+        "duration_s": media_rec["duration_s"],
+        "frames": [],
+    }
+    if media_rec["path"] != DOWNLOADED or not media_rec["probe"].get("video_codec"):
+        reason = NOT_NEEDED if media_rec["path"] != DOWNLOADED else "no video stream"
+        return KeyFramesRecord(**base, path=reason)
+    with tempfile.TemporaryDirectory(prefix="frames-") as tmp:
+        video = local_copy(store, media_rec["files"]["original"], Path(tmp))
+        frames = extract_key_frames(video, Path(tmp, "frames"), media_rec["duration_s"], settings)
+        records = []
+        for frame in frames:
+            blob = blob_key(frame.path.name)
+            store.put_file(blob, frame.path)
+            records.append(frame.record(blob))
+    return KeyFramesRecord(**{**base, "path": "sampled", "frames": records})
+
+
+def frame_text_record(
+    frames: Mapping[str, Any], read: Callable[[Path], str], engine_id: str, store: FileStore
+) -> FrameTextRecord:
+    """The ``frame_text`` record of a video's key frames: ``read`` on each frame's image."""
+    readings: list[tuple[float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
+        for frame in frames["frames"]:
+            image = local_copy(store, frame["key"], Path(tmp))
+            readings.append((frame["time_s"], read(image)))
+    spans = merge_spans(readings, frames["duration_s"])
+    return {
+        "status": Status.OK,
+        "source_url": frames["source_url"],
+        "engine": engine_id,
+        "readings": [{"time_s": t, "text": text} for t, text in readings],
+        "spans": [asdict(s) for s in spans],
+    }

@@ -9,11 +9,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, NotRequired
 
+from media_assets.chunks import sha256_text
 from media_assets.egress import Session
+from media_assets.names import Status
+from media_assets.records import StageRecord
 from media_assets.retry import classify_http
+from media_assets.video.media import media_duration
 
 
 @dataclass
@@ -125,3 +129,45 @@ def explain_fetch_error(
     if type(exc).__name__ in ("DownloadError", "ExtractorError") or isinstance(exc, OSError):
         return message, "network"
     return f"{type(exc).__name__}: {message}", "exception"
+
+
+class VideoInfoRecord(StageRecord):
+    """The ``video_info`` artifact (schemas/video_info.json): ``VideoInfo``'s fields, the URL as
+    ``source_url``, and where the duration came from when ffprobe had to tell."""
+
+    title: str | None
+    uploader: str | None
+    duration_s: float | None
+    duration_from: NotRequired[str]
+    extractor: str | None
+    media_url: str | None
+    chapters: list[dict[str, Any]]
+    subtitles: dict[str, list[dict[str, Any]]]
+    automatic_captions: dict[str, list[dict[str, Any]]]
+
+
+def info_record(
+    info: VideoInfo, allow_hosts: Sequence[str], probe_timeout_s: float = 60
+) -> VideoInfoRecord:
+    """The ``video_info`` record; a duration the extractor lacks comes from ffprobe (reading only
+    the headers) — but only when no caption track is on offer, since on the captions path the
+    media is never requested."""
+    record = asdict(info)
+    url = record.pop("url")
+    has_tracks = bool(info.subtitles or info.automatic_captions)
+    if info.status == Status.OK and info.duration_s is None and info.media_url and not has_tracks:
+        duration = media_duration(info.media_url, allow_hosts, probe_timeout_s)
+        if duration is not None:
+            record["duration_s"], record["duration_from"] = duration, "ffprobe"
+    return {**record, "source_url": url, "input_sha256": sha256_text(url)}  # type: ignore[typeddict-item]
+
+
+def refused_record(url: str, error: str, dns_failure: bool) -> VideoInfoRecord:
+    """The record of a URL whose address the policy refused (or could not resolve): no request
+    was made. A refusal is permanent; a failed lookup may pass next time."""
+    return {  # type: ignore[typeddict-item]
+        "status": Status.FAILED if dns_failure else Status.REFUSED,
+        "source_url": url,
+        "error": error,
+        "error_class": "dns" if dns_failure else "refused",
+    }

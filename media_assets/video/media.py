@@ -11,14 +11,51 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, Protocol
 
 from media_assets.egress import Limits, Session, egress_session, subprocess_env
+from media_assets.names import Status
+from media_assets.records import StageRecord
 
 LOUDNESS_TARGET = {"I": -23.0, "TP": -2.0, "LRA": 7.0}  # EBU R128
+# The ``path`` a media record took: the file was downloaded, or the captions made it needless.
+DOWNLOADED = "downloaded"
+NOT_NEEDED = "not needed: captions"
+
+
+class FileStore(Protocol):
+    """Where stages keep binary files (the object store), by key, to and from local paths."""
+
+    def put_file(self, key: str, path: Path) -> str: ...
+
+    def get_file(self, key: str, path: Path) -> Path: ...
+
+
+# A file name -> its key beside the partition's record (``ArtifactStore.blob_key``, bound).
+BlobKey = Callable[[str], str]
+
+
+def local_copy(store: FileStore, key: str, folder: Path) -> Path:
+    """The stored file ``key`` copied into ``folder``, under its own name."""
+    return store.get_file(key, folder / Path(key).name)
+
+
+class MediaRecord(StageRecord):
+    """The ``media`` artifact (schemas/media.json): the downloaded file's facts and the keys of
+    the original and its normalised audio, or a ``not needed: captions`` record."""
+
+    path: str
+    duration_s: float
+    bytes: NotRequired[int]
+    sha256: NotRequired[str]
+    probe: NotRequired[dict[str, Any]]
+    tags: NotRequired[dict[str, str]]
+    files: NotRequired[dict[str, str]]  # original, audio_48k, audio_16k -> object-store key
+    loudness: NotRequired[dict[str, float]]
 
 
 class MediaError(Exception):
@@ -330,3 +367,61 @@ def media_duration(url: str, allow_hosts: Sequence[str], timeout_s: float = 60) 
             return float(json.loads(out.stdout)["format"]["duration"])
         except (MediaError, KeyError, ValueError, TypeError, json.JSONDecodeError):
             return None
+
+
+def media_record(
+    source: Mapping[str, Any],
+    limits: MediaLimits,
+    allow_hosts: Sequence[str],
+    store: FileStore,
+    blob_key: BlobKey,
+) -> MediaRecord:
+    """Download, check, normalise; the files go to ``store`` beside the record."""
+    url = source["video_info"]["media_url"] or source["source_url"]
+    with tempfile.TemporaryDirectory(prefix="media-") as tmp:
+        folder = Path(tmp)
+        original = download(url, folder, limits, allow_hosts)
+        found = probe(original, limits)
+        record: MediaRecord = {
+            "status": Status.OK,
+            "source_url": source["source_url"],
+            "path": DOWNLOADED,
+            "bytes": original.stat().st_size,
+            "sha256": sha256_file(original),
+            "duration_s": found.duration_s,
+            "probe": asdict(found),
+            "tags": container_tags(original),
+            "files": {"original": blob_key(f"original{original.suffix}")},
+        }
+        files = record["files"]
+        if found.has_audio:
+            audio = normalize_audio(original, folder, limits.tool_timeout_s)
+            record["loudness"] = audio.measured
+            files["audio_48k"] = blob_key("audio_48k.wav")
+            files["audio_16k"] = blob_key("audio_16k.wav")
+            store.put_file(files["audio_48k"], audio.path_48k)
+            store.put_file(files["audio_16k"], audio.path_16k)
+        store.put_file(files["original"], original)
+    return record
+
+
+def media_stage_record(
+    source: Mapping[str, Any],
+    limits: MediaLimits,
+    allow_hosts: Sequence[str],
+    store: FileStore,
+    blob_key: BlobKey,
+) -> MediaRecord:
+    """The ``media`` record of a video whose input says whether to ``download``, with the best
+    duration known: ffprobe's, else the platform's, else the end of the last cue (the caption
+    path never touches the media, not even its headers)."""
+    if source["download"]:
+        return media_record(source, limits, allow_hosts, store, blob_key)
+    cues = source["captions"].get("cues") or []
+    duration = source["video_info"].get("duration_s") or (cues[-1]["end_s"] if cues else 0.0)
+    return {
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        "path": NOT_NEEDED,
+        "duration_s": float(duration),
+    }

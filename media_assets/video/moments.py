@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from media_assets import enrich, pii
 from media_assets.enrich import entity_terms
+from media_assets.names import Status
+from media_assets.records import StageRecord
 from media_assets.video.chunk import deep_link
 from media_assets.video.frames import FrameSettings
 from media_assets.video.terms import normalize
@@ -655,3 +657,39 @@ def moment_rows(
             )
         )
     return rows
+
+
+class VideoMomentsRecord(StageRecord):
+    """The ``video_moments`` artifact (schemas/video_moments.json): ``Moments.record()`` and what
+    the PII gate found and dropped under the policy in force."""
+
+    source_key: str
+    duration_s: float
+    bucket_s: float
+    models: dict[str, str]
+    counts: dict[str, int]
+    annotations: list[dict[str, Any]]
+    buckets: list[dict[str, Any]]
+    pii_policy: str
+    pii_found: dict[str, int]
+    pii_dropped: int
+
+
+def moments_record(
+    key: str,
+    source: Mapping[str, Any],
+    engines: Engines,
+    bucket_s: float = BUCKET_S,
+    policy: pii.PiiPolicy = "off",
+) -> VideoMomentsRecord:
+    """The video's annotations through the PII gate, with entities and keywords added, fused."""
+    gate = text_annotations(key, annotations_from_artifacts(key, source, engines), policy)
+    moments = fuse(key, gate.annotations, float(source["chapters"]["duration_s"]), bucket_s)
+    return {  # type: ignore[typeddict-item]
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        **moments.record(),
+        "pii_policy": policy,
+        "pii_found": gate.pii_found,
+        "pii_dropped": gate.pii_dropped,
+    }

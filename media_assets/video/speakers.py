@@ -10,7 +10,8 @@ LSTM", 2018), which is what resemblyzer's encoder was trained for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from media_assets.video.speech import Word
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.video.media import FileStore, local_copy
+from media_assets.video.speech import Word, words_of
 
 SAMPLE_RATE = 16_000
 FRAME_S = 0.01
@@ -32,6 +36,21 @@ class Turn:
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def turns_of(record: Mapping[str, Any]) -> list[Turn]:
+    """The ``Turn``s of a speaker_turns record."""
+    return [Turn(**t) for t in record["turns"]]
+
+
+class SpeakerTurnsRecord(StageRecord):
+    """The ``speaker_turns`` artifact (schemas/speaker_turns.json): who spoke when (``Turn``
+    fields), by which engine, and every word with its speaker."""
+
+    engine: str
+    speakers: list[str]
+    turns: list[dict[str, Any]]
+    words: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -200,3 +219,31 @@ def to_rttm(turns: Sequence[Turn], uri: str) -> str:
         f"<NA> <NA> {t.speaker} <NA> <NA>\n"
         for t in turns
     )
+
+
+def speaker_turns_record(
+    source: Mapping[str, Any],
+    diarize: Callable[[Path], list[Turn]],
+    engine_id: str,
+    store: FileStore,
+) -> SpeakerTurnsRecord:
+    """The ``speaker_turns`` record of a video's transcript and media: caption voice tags on the
+    caption path (or without audio), else ``diarize`` on the 16 kHz audio, each word assigned the
+    speaker of its turn."""
+    text, media_rec = source["transcript"], source["media"]
+    words = words_of(text)
+    if text["source"] == "captions" or "audio_16k" not in media_rec.get("files", {}):
+        turns, engine = turns_from_words(words), "caption voice tags"
+    else:
+        with tempfile.TemporaryDirectory(prefix="speakers-") as tmp:
+            audio = local_copy(store, media_rec["files"]["audio_16k"], Path(tmp))
+            turns, engine = diarize(audio), engine_id
+        words = assign_speakers(words, turns)
+    return {
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        "engine": engine,
+        "speakers": sorted({t.speaker for t in turns}),
+        "turns": [t.record() for t in turns],
+        "words": [asdict(w) for w in words],
+    }

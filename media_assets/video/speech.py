@@ -6,14 +6,18 @@ Silero VAD filter); the model folder is configuration, so any CTranslate2 Whispe
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from media_assets.video.captions import Cue
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.video.captions import Cue, cues_of
+from media_assets.video.media import FileStore, local_copy
 
 
 @dataclass
@@ -23,6 +27,11 @@ class Word:
     text: str
     probability: float | None = None
     speaker: str | None = None
+
+
+def words_of(record: Mapping[str, Any]) -> list[Word]:
+    """The ``Word``s of a transcript or speaker_turns record."""
+    return [Word(**w) for w in record["words"]]
 
 
 @dataclass
@@ -105,3 +114,33 @@ def transcribe_faster_whisper(
         seconds=round(time.perf_counter() - started, 3),
         audio_s=round(info.duration, 3),
     )
+
+
+class TranscriptRecord(StageRecord):
+    """The ``transcript`` artifact (schemas/transcript.json): ``Transcript``'s fields (words as
+    ``Word`` fields) and its text."""
+
+    source: str
+    language: str | None
+    words: list[dict[str, Any]]
+    seconds: float
+    audio_s: float
+    text: str
+
+
+def transcript_record(
+    source: Mapping[str, Any], transcribe: Callable[[Path], Transcript], store: FileStore
+) -> TranscriptRecord:
+    """The ``transcript`` record of a video's captions and media: the cues' words when there
+    are cues, else ``transcribe`` on the 16 kHz audio, else an empty ``no audio`` transcript."""
+    caps, media_rec = source["captions"], source["media"]
+    if caps.get("cues"):
+        language = (caps.get("track") or {}).get("language")
+        transcript = from_cues(cues_of(caps), language)
+    elif "audio_16k" in media_rec.get("files", {}):
+        with tempfile.TemporaryDirectory(prefix="speech-") as tmp:
+            audio = local_copy(store, media_rec["files"]["audio_16k"], Path(tmp))
+            transcript = transcribe(audio)
+    else:
+        transcript = Transcript(source="no audio", language=None)
+    return {"status": Status.OK, "source_url": source["source_url"], **transcript.record()}  # type: ignore[typeddict-item]

@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from media_assets.video.frames import TextSpan
-from media_assets.video.speakers import Turn
-from media_assets.video.speech import Word
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.video.frames import TextSpan, scene_cuts_of, spans_of
+from media_assets.video.speakers import Turn, turns_of
+from media_assets.video.speech import Word, words_of
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -198,3 +200,69 @@ def build_segments(
             )
         )
     return segments
+
+
+def chapters_of(record: Mapping[str, Any]) -> list[Chapter]:
+    """The ``Chapter``s of a chapters record."""
+    return [Chapter(**c) for c in record["chapters"]]
+
+
+def segments_of(record: Mapping[str, Any]) -> list[Segment]:
+    """The ``Segment``s of a video_segments record."""
+    return [Segment(**s) for s in record["segments"]]
+
+
+class ChaptersRecord(StageRecord):
+    """The ``chapters`` artifact (schemas/chapters.json): chapters (``Chapter`` fields) covering
+    the video without overlap."""
+
+    duration_s: float
+    chapters: list[dict[str, Any]]
+
+
+class SegmentsRecord(StageRecord):
+    """The ``video_segments`` artifact (schemas/video_segments.json): fixed time buckets
+    (``Segment`` fields)."""
+
+    segments: list[dict[str, Any]]
+
+
+def chapters_record(source: Mapping[str, Any], embed: Embed | None = None) -> ChaptersRecord:
+    """The ``chapters`` record of a video's joined artifacts: the platform's chapters, else
+    detected ones (``embed`` gives the topic shifts)."""
+    duration = source["media"]["duration_s"]
+    raw = source["video_info"].get("chapters") or []
+    if raw:
+        found = platform_chapters(raw, duration)
+    else:
+        found = detect_chapters(
+            duration,
+            words_of(source["speaker_turns"]),
+            turns_of(source["speaker_turns"]),
+            scene_cuts_of(source["key_frames"]),
+            spans_of(source["frame_text"]),
+            embed=embed,
+        )
+    return {
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        "duration_s": duration,
+        "chapters": [c.record() for c in found],
+    }
+
+
+def segments_record(source: Mapping[str, Any], bucket_s: float = SEGMENT_S) -> SegmentsRecord:
+    """The ``video_segments`` record of a video's joined artifacts."""
+    segments = build_segments(
+        source["chapters"]["duration_s"],
+        words_of(source["speaker_turns"]),
+        spans_of(source["frame_text"]),
+        scene_cuts_of(source["key_frames"]),
+        chapters_of(source["chapters"]),
+        bucket_s,
+    )
+    return {
+        "status": Status.OK,
+        "source_url": source["source_url"],
+        "segments": [s.record() for s in segments],
+    }

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NotRequired
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on import
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
@@ -24,7 +24,9 @@ from media_assets.chunks import (
     sha256_text,
     text_fragment,
 )
-from media_assets.web.extract import PageElement
+from media_assets.names import Status
+from media_assets.records import StageRecord
+from media_assets.web.extract import PageElement, PageElementsRecord
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
@@ -44,6 +46,15 @@ def element_types() -> dict[str, type[Element]]:
         "code": e.CodeSnippet,
         "quote": e.NarrativeText,
     }
+
+
+class WebChunksRecord(StageRecord):
+    """The ``web_chunks`` artifact (schemas/web_chunks.json): the page's chunks in the common
+    chunk schema (schemas/chunk.json), with what the enrichment found over them."""
+
+    title: str | None
+    chunks: list[dict[str, Any]]
+    enrichment: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -164,3 +175,23 @@ def _deep_link(base: str, anchor: str | None, first_text: str, page: int | None)
     if page is not None:
         return f"{base}#page={page}"
     return f"{base}#{anchor}" if anchor else text_fragment(base, first_text)
+
+
+def web_chunks_record(
+    key: str, page: PageElementsRecord, settings: ChunkSettings | None = None
+) -> WebChunksRecord:
+    """The ``web_chunks`` record of partition ``key``'s page elements."""
+    chunks = chunk_page(
+        [PageElement.from_record(e) for e in page["elements"]],
+        source_key=key,
+        source_url=page["source_url"],
+        page_url=page.get("page_url") or page["source_url"],
+        title=page.get("title"),
+        settings=settings,
+    )
+    return {
+        "status": Status.OK,
+        "source_url": page["source_url"],
+        "title": page.get("title"),
+        "chunks": [c.record() for c in chunks],
+    }

@@ -12,6 +12,7 @@ plain text is cut into paragraphs. Any other type is refused with ``unsupported_
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -19,17 +20,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from media_assets.egress import EGRESS_HEADER, raise_for_refusal
+from media_assets.names import Status
 from media_assets.retry import classify_http
-from media_assets.web.extract import ElementKind, PageElement, table_element
+from media_assets.web.extract import (
+    ElementKind,
+    PageElement,
+    PageElementsRecord,
+    extract_elements,
+    table_element,
+)
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
+
+    from media_assets.web.render import RenderedPage
 
 DocumentFormat = Literal["pdf", "text", "markdown"]
 UNSUPPORTED = "unsupported_content_type"
@@ -80,6 +90,16 @@ def unsupported_message(content_type: str | None) -> str:
     )
 
 
+class DocumentFile(TypedDict):
+    """What a render record says of a fetched document, whose bytes are stored as a file."""
+
+    format: DocumentFormat
+    media_type: str
+    bytes: int
+    sha256: str
+    file: str  # its object-store key
+
+
 @dataclass(frozen=True)
 class FetchedDocument:
     url: str  # after redirects
@@ -87,6 +107,21 @@ class FetchedDocument:
     format: DocumentFormat
     media_type: str  # the Content-Type as served, charset included
     data: bytes
+
+    @property
+    def file_name(self) -> str:
+        return f"document.{EXTENSIONS[self.format]}"
+
+    def file_record(self, file_key: str) -> DocumentFile:
+        """The record of these bytes stored at ``file_key``. Its hash is in the render record, so
+        the stages after it run again exactly when the file changed."""
+        return {
+            "format": self.format,
+            "media_type": self.media_type,
+            "bytes": len(self.data),
+            "sha256": hashlib.sha256(self.data).hexdigest(),
+            "file": file_key,
+        }
 
 
 async def fetch_document(
@@ -164,6 +199,31 @@ def _too_large(what: str, max_bytes: int) -> str:
 
 
 # --- reading a document into elements ------------------------------------------------------------
+
+
+def page_elements_record(page: RenderedPage, read: Callable[[str], bytes]) -> PageElementsRecord:
+    """The ``page_elements`` record of a rendered page: its main content's elements, read from
+    its HTML or, for a document, from the file ``read`` returns for its key."""
+    document = page.get("document")
+    if document:
+        data = read(document["file"])
+        elements = document_elements(data, document["format"], document["media_type"])
+        title = document_title(data, document["format"], elements, page["final_url"])
+        missing = "no text in the document (a scanned PDF has none: OCR is not enabled)"
+    else:
+        elements = extract_elements(page["html"], page.get("final_url"))
+        title = page.get("title")
+        missing = "no main content found in the rendered page"
+    # Keys in the order the artifact has always had them (the JSON is written in this order).
+    base: dict[str, Any] = {
+        "source_url": page["source_url"],
+        "page_url": page.get("final_url"),
+        "title": title,
+        **({"format": document["format"]} if document else {}),
+    }
+    if not elements:
+        return PageElementsRecord(**base, status=Status.EMPTY, error=missing, elements=[])
+    return PageElementsRecord(**base, status=Status.OK, elements=[e.record() for e in elements])
 
 
 def document_elements(data: bytes, fmt: DocumentFormat, media_type: str = "") -> list[PageElement]:

@@ -8,12 +8,15 @@ typed elements. Heading ids come from the rendered DOM, since extraction drops a
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from html import escape
-from typing import Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 import lxml.etree as etree
 import lxml.html
+
+from media_assets.records import StageRecord
 
 ElementKind = Literal["title", "text", "list_item", "table", "code", "quote"]
 SPACE = re.compile(r"\s+")
@@ -29,8 +32,33 @@ class PageElement:
     anchor: str | None = None  # id a deep link can point at (headings)
     page_number: int | None = None  # in a PDF: the page it is on (a deep link opens that page)
 
-    def record(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, 0)}
+    def record(self) -> ElementRecord:
+        return {k: v for k, v in asdict(self).items() if v not in (None, 0)}  # type: ignore[return-value]
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PageElement:
+        return cls(**record)
+
+
+class ElementRecord(TypedDict):
+    """A ``PageElement`` in an artifact: fields that are unset (None, 0) are left out."""
+
+    kind: ElementKind
+    text: str
+    level: NotRequired[int]
+    html: NotRequired[str]
+    anchor: NotRequired[str]
+    page_number: NotRequired[int]
+
+
+class PageElementsRecord(StageRecord):
+    """The ``page_elements`` artifact (schemas/page_elements.json): a page's main content in
+    reading order; ``empty`` when there is none."""
+
+    page_url: str | None
+    title: str | None
+    format: NotRequired[str]  # a document's (pdf, text, markdown); absent for HTML
+    elements: list[ElementRecord]
 
 
 def _clean(text: str) -> str:

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NotRequired, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,11 +44,13 @@ from media_assets.egress import (
     Session,
     egress_session,
 )
+from media_assets.records import StageRecord
 from media_assets.retry import TRANSIENT_CLASSES, classify_http
 from media_assets.web import blocklist
 from media_assets.web.documents import (
     UNSUPPORTED,
     DocumentError,
+    DocumentFile,
     DocumentFormat,
     FetchedDocument,
     document_format,
@@ -182,6 +184,41 @@ class RenderResult:
         """JSON-ready record, HTML included (the IO manager stores it as a sidecar file); a
         document's bytes are not (the stage stores them as a file of their own)."""
         return {k: v for k, v in asdict(self).items() if k != "document"}
+
+    def page_record(
+        self, source_url: str, input_sha256: str, document: DocumentFile | None = None
+    ) -> RenderedPage:
+        """The ``rendered_page`` artifact of this render of ``source_url``; ``document`` is the
+        record of the fetched file, stored by the caller."""
+        record = {
+            **self.record(),
+            "source_url": source_url,
+            "gone": self.gone,
+            "input_sha256": input_sha256,
+        }
+        if document is not None:
+            record["document"] = document
+        return record  # type: ignore[return-value]
+
+
+class RenderedPage(StageRecord):
+    """The ``rendered_page`` artifact (schemas/rendered_page.json): ``RenderResult``'s fields,
+    whether the page is gone for good, and the fetched document when the URL answered one."""
+
+    requested_url: str
+    final_url: str | None
+    http_status: int | None
+    title: str | None
+    html: str | None
+    content_type: str | None
+    bytes: int
+    requests_refused: int
+    blocked_requests: int
+    settled: bool
+    attempts: int
+    timings_ms: dict[str, float]
+    gone: bool
+    document: NotRequired[DocumentFile]
 
 
 def _site(host: str) -> str:
