@@ -7,7 +7,6 @@ Dagster instance, so `dagster dev` afterwards shows them.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,14 +24,18 @@ from media_assets.manifest import Manifest, read_manifest
 from media_assets.names import CHAINS, JOB_BY_KIND, REFRESH_TAG, Status
 from media_assets.stale import stale_partitions
 from partitions import PARTITIONS_BY_KIND
+from resources import RunSettings, run_settings
 from resources.io_manager import ArtifactStore
 from resources.storage import ObjectStore
 
-# Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
-LOG_LEVEL = os.environ.get("MEDIA_ASSETS_LOG_LEVEL", "INFO")
-# One short line per event for a person at a terminal; JSON lines for a log collector.
-LOGGER = "json" if os.environ.get("MEDIA_ASSETS_LOG_FORMAT") == "json" else "terminal"
-QUIET_LOGS = {"loggers": {LOGGER: {"config": {"log_level": LOG_LEVEL}}}}
+
+def quiet_logs(settings: RunSettings) -> dict[str, object]:
+    """Run config for ingest's runs: the configured logger (terminal lines or JSON) at the
+    configured level, INFO by default (progress, not every engine event)."""
+    return {"loggers": {settings.log_format: {"config": {"log_level": settings.log_level}}}}
+
+
+QUIET_LOGS = quiet_logs(run_settings())
 
 
 @dataclass

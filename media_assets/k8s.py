@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+
+from resources import run_settings
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
@@ -42,7 +43,7 @@ def pod_config_tags(queue: str) -> dict[str, str]:
     if queue != "gpu":
         return {K8S_CONFIG_TAG: json.dumps(CPU_STEP)}
     config = copy.deepcopy(GPU_STEP)
-    if image := os.environ.get("MEDIA_ASSETS_GPU_IMAGE"):
+    if image := run_settings().gpu_image:
         config["container_config"]["image"] = image
     return {K8S_CONFIG_TAG: json.dumps(config)}
 

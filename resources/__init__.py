@@ -43,12 +43,15 @@ Production backends (each selected by one variable; see the README's Production 
 
 Where steps run is not a resource: ``MEDIA_ASSETS_EXECUTOR`` (``in_process``, ``multiprocess``,
 ``celery`` with ``MEDIA_ASSETS_CELERY_BROKER``, ``k8s``) is read by media_assets/executors.py.
+What the entry points need besides resources (log level and format, the sensors' interval, the
+GPU image on Kubernetes) is read by ``run_settings``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +237,34 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What the entry points read of the environment besides the resources: ingest's log level
+    and format, the sensors' interval, the GPU steps' image on Kubernetes."""
+
+    # Short terminal lines (media_assets/logs.py) at INFO: progress, not every engine event.
+    log_level: str = "INFO"
+    # ``terminal``: one short line per event for a person; ``json``: lines for a log collector.
+    log_format: str = "terminal"
+    sensor_interval_s: int = 30
+    gpu_image: str | None = None  # the image with whisperx and pyannote
+
+
+def run_settings(env: Mapping[str, str] | None = None) -> RunSettings:
+    """``MEDIA_ASSETS_LOG_LEVEL``, ``MEDIA_ASSETS_LOG_FORMAT`` (``json`` or the terminal's),
+    ``MEDIA_ASSETS_SENSOR_INTERVAL_S`` (default 30) and ``MEDIA_ASSETS_GPU_IMAGE``."""
+    env = os.environ if env is None else env
+    return RunSettings(
+        **_given(
+            env,
+            log_level=("MEDIA_ASSETS_LOG_LEVEL", str),
+            log_format=("MEDIA_ASSETS_LOG_FORMAT", lambda v: "json" if v == "json" else "terminal"),
+            sensor_interval_s=("MEDIA_ASSETS_SENSOR_INTERVAL_S", int),
+            gpu_image=("MEDIA_ASSETS_GPU_IMAGE", str),
+        )
+    )
+
+
 __all__ = [
     "BrowserResource",
     "Diarizer",
@@ -243,10 +274,12 @@ __all__ = [
     "ManifestSource",
     "MomentsIndex",
     "ObjectStore",
+    "RunSettings",
     "SpeechToText",
     "TextEnrichment",
     "VectorIndex",
     "VideoPolicy",
     "Vision",
     "build_resources",
+    "run_settings",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -32,10 +31,11 @@ from media_assets.names import JOB_BY_KIND
 from media_assets.registry import MANIFEST_BYTES_TAG
 from media_assets.removal import removal_run_config, remove_sources_job
 from partitions import PARTITIONS_BY_KIND
+from resources import run_settings
 from resources.fetch import ManifestSource
 
 # Seconds between evaluations of the sensors (manifest and batch failure); tests use a few.
-SENSOR_INTERVAL_S = int(os.environ.get("MEDIA_ASSETS_SENSOR_INTERVAL_S", "30"))
+SENSOR_INTERVAL_S = run_settings().sensor_interval_s
 # A last line without its line end is read once the file has been still this long.
 SETTLED_S = 2.0
 

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, NotRequired
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # else unstructured pings a server on import
-os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-
 from media_assets.chunks import (
     SECTION_SEPARATOR,
     Chunk,
@@ -32,10 +29,18 @@ if TYPE_CHECKING:
     from unstructured.documents.elements import Element
 
 
+def quiet_unstructured() -> None:
+    """Before unstructured is first imported (not when this module is): else it pings a server
+    on import and prints a notice."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+
+
 @cache
 def element_types() -> dict[str, type[Element]]:
     """Unstructured's element class for each kind, imported on first use: unstructured takes
     ~1 s to import, which every process loading the code location would pay otherwise."""
+    quiet_unstructured()
     from unstructured.documents import elements as e
 
     return {
@@ -96,6 +101,7 @@ def chunk_page(
     settings: ChunkSettings | None = None,
 ) -> list[Chunk]:
     """Chunks in reading order, each with its section path and a deep link into ``page_url``."""
+    quiet_unstructured()
     from unstructured.chunking.title import chunk_by_title
     from unstructured.documents.elements import Table, Title
 
