@@ -3,6 +3,7 @@ calls the same stage functions in one loop, measured in one run on the same page
 pages of ../shared/eval/web-articles/ end to end (render → index, default settings, fresh state).
 
     .venv/bin/python bench/web_throughput.py [--pages 100] [--batch-size 50] [--eval-dir DIR]
+        [--real-only] [--embed-precision float32|int8]
 
 Both local paths start their own browser, render with the same settings, extract, chunk, embed and
 write to their own LanceDB index; the embedding model is loaded once before either is timed. The
@@ -106,7 +107,7 @@ class RealRun:
     steps: dict[str, float]
 
 
-def real_pages(eval_dir: Path, work: Path, batch_size: int) -> RealRun:
+def real_pages(eval_dir: Path, work: Path, batch_size: int, base_env: dict[str, str]) -> RealRun:
     """Ingest the eval pages through Dagster with default settings into a fresh state. Robots on
     (the server has no robots.txt for them)."""
     truth = json.loads((eval_dir / "ground-truth.json").read_text())
@@ -115,7 +116,7 @@ def real_pages(eval_dir: Path, work: Path, batch_size: int) -> RealRun:
         site.add_hook(gzip_page_hook(pages))
         manifest = work / "real.jsonl"
         manifest.write_text("".join(f'{{"url": "{site.base_url}{p}"}}\n' for p in pages))
-        env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1", "MEDIA_ASSETS_DATA": str(work / "real")}
+        env = {**base_env, "MEDIA_ASSETS_DATA": str(work / "real")}
         defs = build_definitions(env)
         with dg.DagsterInstance.get() as instance:
             started = time.perf_counter()
@@ -141,18 +142,27 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--real-only", action="store_true", help="only the eval pages")
+    parser.add_argument(
+        "--embed-precision",
+        choices=("float32", "int8"),
+        help="MEDIA_ASSETS_EMBED_PRECISION for both paths (default: the embedder's)",
+    )
     args = parser.parse_args()
+    # Every path's settings: pages on loopback, and the embedding precision when asked.
+    base_env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1"}
+    if args.embed_precision:
+        base_env["MEDIA_ASSETS_EMBED_PRECISION"] = args.embed_precision
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "empty").mkdir()
         os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
         ensure_local_instance(work / "dagster_home")  # as the command line sets one up
-        build_resources({"MEDIA_ASSETS_DATA": str(work / "warm")})["embedder"].embed_documents(
-            ["warm up"]
-        )  # load once
+        build_resources({**base_env, "MEDIA_ASSETS_DATA": str(work / "warm")})[
+            "embedder"
+        ].embed_documents(["warm up"])  # load once
         real_ok = True
         if (args.eval_dir / "ground-truth.json").is_file():
-            real = real_pages(args.eval_dir, work, args.batch_size)
+            real = real_pages(args.eval_dir, work, args.batch_size, base_env)
             print_steps(real.steps, real.seconds)
             print(
                 f"real_pages={real.pages} real_indexed={real.indexed} "
@@ -170,7 +180,6 @@ def main() -> int:
             urls = [site.base_url + p for p in paths]
             manifest = work / "manifest.jsonl"
             manifest.write_text("".join(f'{{"url": "{u}"}}\n' for u in urls))
-            base_env = {"MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1"}
             # Untimed: the enrichment's models load on first use, once per process for both.
             plain_loop(urls[:2], {**base_env, "MEDIA_ASSETS_DATA": str(work / "warm")})
 
