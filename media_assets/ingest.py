@@ -64,7 +64,7 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
         head = first.read_or_none(key)
         tail = last.read_or_none(key)
         if head is None:
-            statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
+            statuses[key] = Status.FAILED if deadletters.for_partition(store, key) else "missing"
         elif head.get("status") != Status.OK:
             statuses[key] = str(head["status"])
         else:
@@ -73,7 +73,9 @@ def url_statuses(store: ObjectStore, kind: str, keys: Sequence[str]) -> dict[str
                     "indexed" if tail.get("status") == Status.OK else str(tail["status"])
                 )
             else:
-                statuses[key] = "failed" if deadletters.for_partition(store, key) else "missing"
+                statuses[key] = (
+                    Status.FAILED if deadletters.for_partition(store, key) else "missing"
+                )
     return statuses
 
 

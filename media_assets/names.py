@@ -61,6 +61,8 @@ REFRESH_TAG: Final = "media_assets/refresh"
 STALE_TAG: Final = "media_assets/stale"
 # A run that re-requests the good URLs of a failed batch (value: the failed run's id).
 RETRY_OF_TAG: Final = "media_assets/retry_of"
+# The manifest sensor's runs: the byte range of the manifest their partitions came from.
+MANIFEST_BYTES_TAG: Final = "media_assets/manifest_bytes"
 # On an asset: the resource whose engine does its work; definitions.py adds that engine's kind
 # (onnx or cohere, lancedb or weaviate), which is known only once the resources are.
 ENGINE_TAG: Final = "media_assets/engine"

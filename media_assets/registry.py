@@ -21,6 +21,7 @@ from media_assets.manifest import (
     read_manifest,
     read_manifest_bytes,
 )
+from media_assets.names import MANIFEST_BYTES_TAG, Status
 from resources.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 PREFIX = "_registry"
 # The manifest the sensor watches (resources' ManifestSource reads the same variable).
 MANIFEST_ENV = "MEDIA_ASSETS_MANIFEST"
-# The manifest sensor's run tag: the byte range of the manifest its partitions came from.
-MANIFEST_BYTES_TAG = "media_assets/manifest_bytes"
 # Dynamic partitions added per call: Dagster's add_dynamic_partitions puts every key into one
 # statement, and SQLite refuses more variables than its build allows (32,766 by default, the
 # "too many SQL variables" met around 36k partitions; Debian's allows 250,000).
@@ -155,7 +154,7 @@ def resolve(
             unknown.append(partition)
     found |= register_from_manifest(store, unknown)
     missing: dict[str, dict[str, object]] = {
-        p: {"status": "failed", "source_url": None, "error": str(UnknownPartitionError(p))}
+        p: {"status": Status.FAILED, "source_url": None, "error": str(UnknownPartitionError(p))}
         for p in unknown
         if p not in found
     }

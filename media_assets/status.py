@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from media_assets import deadletters, registry
-from media_assets.names import CHAINS
+from media_assets.names import CHAINS, Status
 from resources.io_manager import ArtifactStore, artifact_key
 from resources.storage import ObjectStore
 
@@ -22,7 +22,7 @@ STATUS_KEY = "ingest_status/status.parquet"
 def _state(record: dict | None) -> str:
     if record is None:
         return "missing"
-    return "ok" if record.get("status") == "ok" else "failed"
+    return Status.OK if record.get("status") == Status.OK else Status.FAILED
 
 
 def _video_path(media: dict) -> str | None:
@@ -58,7 +58,7 @@ def status_frame(store: ObjectStore) -> pd.DataFrame:
         }
         letters = deadletters.for_partition(store, source.key) if source.key in lettered else []
         states = {s: _state(r) for s, r in records.items()}
-        first_bad = next((s for s in stages if states[s] != "ok"), None)
+        first_bad = next((s for s in stages if states[s] != Status.OK), None)
         render = records.get("rendered_page") or {}
         media = records.get("media") or {}
         rows.append(

@@ -22,7 +22,7 @@ from media_assets.assets.common import (
     url_asset,
 )
 from media_assets.chunks import embedding_text
-from media_assets.names import ENGINE_TAG
+from media_assets.names import ENGINE_TAG, Status
 from resources.embedder import Embedder
 from resources.enrichment import TextEnrichment
 from resources.index import VectorIndex
@@ -142,7 +142,7 @@ def embed_records(
         pending.extend((key, i, embedding_text(rows[i])) for i in new)
         frames[key] = frame
         records[key] = {
-            "status": "ok",
+            "status": Status.OK,
             "source_url": record.get("source_url"),
             "model": embedder.model_id,
             "chunks": len(rows),
@@ -208,7 +208,7 @@ def index_records(
             vectors.append(np.asarray(by_chunk[chunk["chunk_id"]], dtype=np.float32))
         replace.append(key)
         records[key] = {
-            "status": "ok",
+            "status": Status.OK,
             "source_url": emb.get("source_url"),
             "rows": len(source_chunks),
             "model": emb["model"],

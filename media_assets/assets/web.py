@@ -13,6 +13,7 @@ from media_assets.assets.common import (
 )
 from media_assets.assets.tail import enriched, enriched_preview
 from media_assets.chunks import sha256_text
+from media_assets.names import Status
 from media_assets.web.chunk import ChunkSettings, web_chunks_record
 from media_assets.web.documents import page_elements_record
 from media_assets.web.render import RenderResult, render_batch
@@ -74,7 +75,7 @@ def rendered_page(
             page = result.page_record(url, sha256_text(url), document)
             records[key] = checkpoints.save(key, page)
             done = len(records)
-            if done % every == 0 or done == len(todo) or result.status != "ok":
+            if done % every == 0 or done == len(todo) or result.status != Status.OK:
                 context.log.info(f"rendered {done}/{len(todo)}; last [{result.status}] {url}")
 
         render_batch(list(todo), browser.settings(fetch_policy), checkpoint)

@@ -44,6 +44,7 @@ from media_assets.egress import (
     Session,
     egress_session,
 )
+from media_assets.names import Status
 from media_assets.records import StageRecord
 from media_assets.retry import TRANSIENT_CLASSES, classify_http
 from media_assets.web import blocklist
@@ -62,6 +63,7 @@ from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupErr
 
 T = TypeVar("T")
 
+# The values of ``Status`` (media_assets/names.py) a render can end with.
 RenderStatus = Literal["ok", "failed", "blocked_by_robots", "refused"]
 
 CHROMIUM_ARGS = [
@@ -173,12 +175,13 @@ class RenderResult:
     @property
     def transient(self) -> bool:
         """Failed in a way the same request may not fail again (worth a retry)."""
-        return self.status == "failed" and self.error_class in TRANSIENT_CLASSES
+        return self.status == Status.FAILED and self.error_class in TRANSIENT_CLASSES
 
     @property
     def gone(self) -> bool:
         """The page is permanently unavailable to us; its indexed rows should go."""
-        return self.status in ("blocked_by_robots", "refused") or self.http_status in (404, 410)
+        gone = (Status.BLOCKED_BY_ROBOTS, Status.REFUSED)
+        return self.status in gone or self.http_status in (404, 410)
 
     def record(self) -> dict[str, object]:
         """JSON-ready record, HTML included (the IO manager stores it as a sidecar file); a
@@ -314,7 +317,7 @@ def _watch(page: Page) -> _PageWatch:
 class RenderFailure(Exception):
     """A render that ends with a known class and message (set on the result as they are)."""
 
-    def __init__(self, message: str, error_class: str, status: RenderStatus = "failed"):
+    def __init__(self, message: str, error_class: str, status: RenderStatus = Status.FAILED):
         super().__init__(message)
         self.error_class = error_class
         self.status = status
@@ -453,7 +456,7 @@ class PageRenderer:
 
     async def _attempt(self, url: str) -> RenderResult:
         """Render one URL once, with a tab from the pool (waiting for one to be free)."""
-        result = RenderResult(requested_url=url, status="failed")
+        result = RenderResult(requested_url=url, status=Status.FAILED)
         queued = time.perf_counter()
         page = await self._pages.get()
         started = time.perf_counter()
@@ -464,7 +467,7 @@ class PageRenderer:
         except RenderFailure as exc:
             result.status, result.error, result.error_class = exc.status, str(exc), exc.error_class
         except BlockedURLError as exc:
-            result.status, result.error, result.error_class = "refused", str(exc), "refused"
+            result.status, result.error, result.error_class = Status.REFUSED, str(exc), "refused"
         except DNSLookupError as exc:
             result.error, result.error_class = str(exc), "dns"
         except RobotsUnavailableError as exc:
@@ -487,7 +490,7 @@ class PageRenderer:
             watch = _watch(page)
             healthy = (
                 not watch.went
-                or result.status == "ok"
+                or result.status == Status.OK
                 or result.error_class in ("http_client_error", "http_transient")
             )
             await self._recycle(page, healthy)
@@ -516,7 +519,7 @@ class PageRenderer:
             result.error = f"HTTP {document.status}"
             result.error_class = classify_http(document.status)
         elif event and event.kind in ("refused", "blocked"):
-            result.status, result.error_class = "refused", "refused"
+            result.status, result.error_class = Status.REFUSED, "refused"
             result.error = f"{url[:200]} leads to a refused address: {event.message}"
         elif event and event.kind in ("dns", "unreachable", "too_large"):
             result.error, result.error_class = event.message, event.error_class
@@ -529,7 +532,7 @@ class PageRenderer:
         elif "ERR_TOO_MANY_REDIRECTS" in message:
             result.error, result.error_class = "redirect loop: too many redirects", "redirect_loop"
         elif "ERR_BLOCKED_BY_CLIENT" in message or "ERR_UNSAFE_REDIRECT" in message:
-            result.status, result.error_class = "refused", "refused"
+            result.status, result.error_class = Status.REFUSED, "refused"
             result.error = f"{url[:200]} redirects to a URL the fetch policy refuses (not http(s))"
         else:
             result.error = f"browser error: {message}"
@@ -548,7 +551,7 @@ class PageRenderer:
         if settings.respect_robots:
             rules = await self.robots.rules_for(url, self._http)
             if not rules.allowed(url, settings.user_agent):
-                result.status = "blocked_by_robots"
+                result.status = Status.BLOCKED_BY_ROBOTS
                 result.error = f"robots.txt disallows {urlsplit(url).path} for this user agent"
                 result.error_class = "robots_disallow"
                 return
@@ -608,7 +611,7 @@ class PageRenderer:
         result.requests_refused = watch.refused + len(watch.refused_requests)
         result.blocked_requests = len(watch.blocked)
         result.settled = settled
-        result.status = "ok"
+        result.status = Status.OK
 
     def _event(
         self, page: Page, since: float, *kinds: EventKind, only: str | None = None
@@ -638,7 +641,7 @@ class PageRenderer:
             message = event.message if event else f"egress proxy: {document.egress}"
             error_class = event.error_class if event else "network"
             raise RenderFailure(
-                message, error_class, "refused" if error_class == "refused" else "failed"
+                message, error_class, Status.REFUSED if error_class == "refused" else Status.FAILED
             )
         result.http_status = document.status
         if document.status >= 400:
@@ -699,7 +702,7 @@ class PageRenderer:
         result.document, result.bytes = fetched, len(fetched.data)
         result.final_url, result.http_status = fetched.url, fetched.http_status
         result.content_type = fetched.media_type.split(";")[0].strip().lower() or None
-        result.status = "ok"
+        result.status = Status.OK
 
     async def _content(self, page: Page, watch: _PageWatch) -> str:
         """The DOM as HTML; a tab still navigating (a late script redirect) is given the time
