@@ -34,6 +34,7 @@ from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "enable_event_batching",
     "in_progress_statuses",
     "latest_storage_ids_by_partition",
+    "partition_of_run",
     "partition_range_of_run",
     "partition_range_tags",
     "partition_reads_cached",
@@ -88,6 +90,16 @@ def partition_range_of_run(tags: Mapping[str, str]) -> tuple[str, str] | None:
     first = tags.get(ASSET_PARTITION_RANGE_START_TAG)
     last = tags.get(ASSET_PARTITION_RANGE_END_TAG)
     return (first, last) if first is not None and last is not None else None
+
+
+def partition_of_run(tags: Mapping[str, str]) -> str | None:
+    """The partition of a run launched for one partition (a sensor's ``RunRequest`` with a
+    ``partition_key``, a UI launch of one partition), or None.
+
+    Relies on ``dagster/partition`` (``dagster._core.storage.tags.PARTITION_NAME_TAG``), which
+    ``DagsterRun`` has no public accessor for.
+    """
+    return tags.get(PARTITION_NAME_TAG)
 
 
 def in_progress_statuses() -> list[dg.DagsterRunStatus]:

@@ -18,6 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from media_assets import deadletters
+from media_assets.dagster_compat import Provenance
 from media_assets.names import CHAINS
 from media_assets.status import status_frame
 from partitions import PARTITIONS_BY_KIND
@@ -94,7 +95,7 @@ class PipelineCollector(Collector):
                     if seconds is not None:
                         values.append(float(seconds.value))  # type: ignore[arg-type]
                     if event.partition and event.partition not in latest:
-                        latest[event.partition] = event.tags.get("dagster/code_version")
+                        latest[event.partition] = Provenance.of(event.tags, ()).code_version
                 buckets, total = _histogram(values)
                 latency.add_metric([stage], buckets, total)
                 missing = partitions - set(latest)

@@ -16,7 +16,7 @@ import dagster as dg
 
 from media_assets.assets import ASSETS_BY_KIND
 from media_assets.batching import contiguous_batches, failed_in_run, range_tags
-from media_assets.dagster_compat import partition_range_of_run
+from media_assets.dagster_compat import partition_of_run, partition_range_of_run
 from media_assets.jobs import ingest_jobs
 from media_assets.names import JOB_BY_KIND, RETRY_OF_TAG
 from partitions import PARTITIONS_BY_KIND
@@ -44,7 +44,7 @@ def partitions_of_run(
     """(all partitions of the set in order, the run's range of them)."""
     ordered = instance.get_dynamic_partitions(partitions_def_name)
     start, end = partition_range_of_run(run.tags) or (None, None)
-    single = run.tags.get("dagster/partition")
+    single = partition_of_run(run.tags)
     if start in ordered and end in ordered:
         return ordered, ordered[ordered.index(start) : ordered.index(end) + 1]
     return ordered, [single] if single else []

@@ -84,6 +84,20 @@ def test_partition_range_tags_make_one_run_cover_exactly_that_range(
         assert run is not None
         assert compat.partition_range_of_run(run.tags) == ("p1", "p3")
         assert compat.partition_range_of_run({"dagster/partition": "p1"}) is None
+        assert compat.partition_of_run(run.tags) is None
+
+
+def test_partition_of_run_names_the_one_partition_a_run_was_launched_for(
+    instance: dg.DagsterInstance,
+) -> None:
+    with capability("partition_of_run"):
+        job = dg.Definitions(assets=[up, down]).resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(instance=instance, partition_key="p4")
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        assert compat.partition_of_run(run.tags) == "p4"
+        assert compat.partition_range_of_run(run.tags) is None
 
 
 def test_in_progress_statuses_are_the_unfinished_ones() -> None:
