@@ -6,7 +6,9 @@ dagster-postgres writes a batch of those event by event, each on a new connectio
 an event on the shared development machine), so a sensor tick that creates 20 such runs took
 minutes. This storage writes them as the stock one writes a batch of materializations: one
 insert for the events, one transaction for their tags and the assets' latest event. Other events
-take the stock path.
+take the stock path. Bursts of partition checks (a sensor tick adding thousands of partitions,
+each checked first by the daemon) are answered from one read of the set
+(``resources/partition_checks.py``).
 
 The write relies on ``SqlEventLogStorage`` internals, as the local instance's
 ``BatchingSqliteEventLogStorage`` does: both live in ``media_assets/dagster_compat.py``
@@ -23,11 +25,12 @@ from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
 from media_assets.dagster_compat import EventLogEntry, write_events_together
+from resources.partition_checks import SnapshotPartitionChecks
 
 PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
 
 
-class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
+class BatchingPostgresEventLogStorage(SnapshotPartitionChecks, PostgresEventLogStorage):
     @classmethod
     def from_config_value(
         cls, inst_data: Any, config_value: Mapping[str, Any]

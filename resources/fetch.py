@@ -10,6 +10,8 @@ from media_assets.web.safety import AllowEntry
 
 # Partitions per run: the sensor's batches and the UI's backfills (media_assets/assets/common.py).
 BATCH_SIZE = 50
+# URLs whose runs a sensor tick requests: the daemon plans each run in the tick, a few ms a URL.
+RUN_URLS_PER_TICK = 1000
 
 
 class FetchPolicy(dg.ConfigurableResource):
@@ -70,3 +72,5 @@ class ManifestSource(dg.ConfigurableResource):
     path: str = ""
     batch_size: int = BATCH_SIZE
     page_lines: int = 10_000
+    # URLs whose runs one tick requests; the rest wait in the cursor (sensors/manifest.py).
+    run_urls_per_tick: int = RUN_URLS_PER_TICK

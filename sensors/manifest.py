@@ -5,6 +5,14 @@ An evaluation changes nothing but its cursor: partitions are added through the `
 (applied by the daemon only when the tick succeeds), URLs are registered by the run that first
 needs them (``registry.resolve``), and sources are removed by a ``remove_sources`` run. A preview
 ("Preview tick result") or a failed tick therefore leaves no trace.
+
+A tick registers every new URL of its page as a partition (cheap), but requests runs for at most
+``run_urls_per_tick`` URLs (``MEDIA_ASSETS_RUN_URLS_PER_TICK``): the daemon creates each run
+inside the tick, planning every asset and partition of it (a few rows per URL), so that is where
+a tick's time goes. The URLs left over wait in the cursor (``PendingRuns``: a range of the
+partition set, a few keys each) and the next ticks request them, oldest first, before the runs of
+their own new URLs: no URL is requested twice (a retried tick plans the same run keys from the
+same cursor) and none is lost.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -27,7 +35,7 @@ from media_assets.manifest import (
     parse_manifest_bytes,
     read_manifest_bytes,
 )
-from media_assets.names import JOB_BY_KIND
+from media_assets.names import JOB_BY_KIND, URLS_TAG
 from media_assets.registry import MANIFEST_BYTES_TAG
 from media_assets.removal import removal_run_config, remove_sources_job
 from partitions import PARTITIONS_BY_KIND
@@ -39,9 +47,8 @@ SENSOR_INTERVAL_S = run_settings().sensor_interval_s
 # A last line without its line end is read once the file has been still this long.
 SETTLED_S = 2.0
 
-# Runs one tick requests per kind at most: a page with more new URLs than this many batches
-# gets larger batches. The daemon creates each run in the tick, writing a planned event per asset
-# and partition (0.1-3 s a run): 200 runs of 50 would hold a 10,000-line tick for minutes.
+# Runs one tick requests per kind at most: more URLs than this many batches get larger batches.
+# The daemon creates each run in the tick (its own database on SQLite, 0.1-0.7 s a run).
 MAX_RUNS_PER_TICK = 20
 
 IN_FLIGHT = [
@@ -51,6 +58,37 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+
+
+@dataclass(frozen=True)
+class PendingRuns:
+    """New partitions of ``kind`` whose runs are not requested yet: ``count`` keys from ``first``
+    to ``last`` in the partition set's order (new partitions are appended in manifest order), to
+    run ``batch`` at a time, with the run keys and manifest byte range of the page that added
+    them."""
+
+    kind: str
+    first: str
+    last: str
+    count: int
+    batch: int
+    run_key_prefix: str
+    manifest_bytes: str
+
+    @classmethod
+    def of(cls, kind: str, keys: Sequence[str], batch: int, prefix: str, span: str) -> PendingRuns:
+        return cls(kind, keys[0], keys[-1], len(keys), batch, prefix, span)
+
+    def keys(self, ordered: Sequence[str], position: dict[str, int]) -> list[str] | None:
+        """Its keys in the partition set ``ordered`` (``position``: key -> index); None when
+        its first or last key is gone (deleted from the set by hand)."""
+        start, end = position.get(self.first), position.get(self.last)
+        if start is None or end is None or end < start:
+            return None
+        return list(ordered[start : end + 1])
+
+    def rest(self, keys: Sequence[str]) -> PendingRuns | None:
+        return replace(self, first=keys[0], last=keys[-1], count=len(keys)) if keys else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +108,7 @@ class ManifestCursor:
     prefix: str | None = None
     reconcile: bool = True
     legacy_digest: str | None = None  # a cursor from before paging: the whole file's SHA-256
+    pending: tuple[PendingRuns, ...] = ()  # URLs registered whose runs are not requested yet
 
     @classmethod
     def parse(cls, cursor: str | None) -> ManifestCursor:
@@ -86,6 +125,7 @@ class ManifestCursor:
             line=int(data["line"]),
             prefix=data["prefix"],
             reconcile=bool(data["reconcile"]),
+            pending=tuple(PendingRuns(**p) for p in data.get("pending", [])),
         )
 
     def against(self, data: bytes) -> ManifestCursor:
@@ -97,22 +137,30 @@ class ManifestCursor:
         if self.offset == 0 and self.prefix is None:
             return replace(self, generation=max(self.generation, 1))
         if len(data) < self.offset or _digest(data, self.offset) != self.prefix:
-            return ManifestCursor(generation=self.generation + 1)
+            # A new pass; runs still owed for partitions of the last one stay owed.
+            return ManifestCursor(generation=self.generation + 1, pending=self.pending)
         return self
 
-    def after(self, data: bytes, end: int, line: int) -> ManifestCursor:
-        """The cursor once ``data`` has been read up to byte ``end`` (line ``line``)."""
+    def after(
+        self, data: bytes, end: int, line: int, pending: Sequence[PendingRuns] | None = None
+    ) -> ManifestCursor:
+        """The cursor once ``data`` has been read up to byte ``end`` (line ``line``), with the
+        runs still owed (``pending``; this cursor's when not given)."""
         return ManifestCursor(
             generation=max(self.generation, 1),
             offset=end,
             line=line,
             prefix=_digest(data, end),
             reconcile=self.reconcile and end < len(data),
+            pending=self.pending if pending is None else tuple(pending),
         )
 
     def serialize(self) -> str:
         fields = ("generation", "offset", "line", "prefix", "reconcile")
-        return json.dumps({name: getattr(self, name) for name in fields})
+        data: dict[str, object] = {name: getattr(self, name) for name in fields}
+        if self.pending:
+            data["pending"] = [asdict(p) for p in self.pending]
+        return json.dumps(data)
 
     def run_key_prefix(self, start: int) -> str:
         """Run keys of the page at byte ``start`` of this pass."""
@@ -157,6 +205,8 @@ class IngestPlan:
     ingest_runs: list[dg.RunRequest] = field(default_factory=list)
     removal_run: dg.RunRequest | None = None
     bad_lines: int = 0
+    pending: list[PendingRuns] = field(default_factory=list)  # runs owed after this tick
+    lost: list[str] = field(default_factory=list)  # why owed runs could not be requested
 
     @property
     def run_requests(self) -> list[dg.RunRequest]:
@@ -169,51 +219,117 @@ class IngestPlan:
         return [PARTITIONS_BY_KIND[k].build_add_request(keys) for k, keys in self.added.items()]
 
     def summary(self) -> str:
-        """What the tick does, in a line: "3 new URLs in 1 run, 1 removed"."""
+        """What the tick does, in a line: "3 new URLs in 1 run, 1 removed", or with runs owed:
+        "10000 new URLs, 1000 URLs in 20 runs, 9000 waiting for runs"."""
         new = sum(map(len, self.added.values()))
         removed = sum(map(len, self.removed.values()))
         runs = counted(len(self.ingest_runs), "run")
-        parts = [f"{counted(new, 'new URL')} in {runs}"] if new else []
+        requested = sum(int(r.tags[URLS_TAG]) for r in self.ingest_runs)
+        waiting = sum(p.count for p in self.pending)
+        if new and requested == new and not waiting:
+            parts = [f"{counted(new, 'new URL')} in {runs}"]
+        else:
+            parts = [counted(new, "new URL")] if new else []
+            parts += [f"{counted(requested, 'URL')} in {runs}"] if requested else []
+            parts += [f"{waiting} waiting for runs"] if waiting else []
         parts += [f"{removed} removed"] if removed else []
         text = ", ".join(parts) or "no new or removed URLs"
         skipped = f" ({counted(self.bad_lines, 'bad line')} skipped)" if self.bad_lines else ""
         return text + skipped
 
 
+def _owed_keys(
+    owed: Sequence[PendingRuns], existing: Mapping[str, Collection[str]], plan: IngestPlan
+) -> list[tuple[PendingRuns, list[str]]]:
+    """Each owed range with its keys in the partition set (``existing`` holds each kind's keys
+    in the set's order), less those being removed; a range whose ends are gone is reported in
+    ``plan.lost``."""
+    positions: dict[str, tuple[list[str], dict[str, int]]] = {}
+    found = []
+    for pending in owed:
+        if pending.kind not in positions:
+            ordered = list(existing.get(pending.kind, []))
+            positions[pending.kind] = (ordered, {k: i for i, k in enumerate(ordered)})
+        keys = pending.keys(*positions[pending.kind])
+        if keys is None:
+            plan.lost.append(
+                f"{pending.count} {pending.kind} URLs ({pending.first}..{pending.last}) were "
+                "waiting for runs but their partitions are gone: backfill the missing ones"
+            )
+            continue
+        gone = set(plan.removed.get(pending.kind, ()))
+        found.append((pending, [k for k in keys if k not in gone]))
+    return found
+
+
 def plan_ingest(
     manifest: Manifest,
-    existing: dict[str, set[str]],
+    existing: Mapping[str, Collection[str]],
     batch_size: int,
     run_key_prefix: str = "",
     *,
     listing: Manifest | None = None,
     remove: bool = True,
     tags: dict[str, str] | None = None,
+    run_urls: int | None = None,
+    owed: Sequence[PendingRuns] = (),
 ) -> IngestPlan:
     """New entries of ``manifest`` (the whole file, or a page of it) become partitions and
     batched runs. With ``remove``, partitions whose URL is not in ``listing`` (the whole file;
     ``manifest`` itself when not given) go to one removal run: the manifest is the source of
-    truth for what is indexed."""
+    truth for what is indexed.
+
+    Runs are requested for at most ``run_urls`` URLs (all when None; at least one batch), those
+    ``owed`` by earlier ticks first (``existing`` then lists each kind's partition keys in the
+    set's order); the rest is ``plan.pending``."""
     plan = IngestPlan(bad_lines=sum(p.severity == "error" for p in manifest.problems))
     listed = listing or manifest
-    for kind, job_name in JOB_BY_KIND.items():
+    span = (tags or {}).get(MANIFEST_BYTES_TAG, "")
+    fresh: list[tuple[PendingRuns, list[str]]] = []
+    for kind in JOB_BY_KIND:
         seen = existing.get(kind, set())
+        seen = seen if isinstance(seen, set | frozenset) else set(seen)
         new = [e.key for e in manifest.by_kind(kind) if e.key not in seen]
         gone = sorted(seen - {e.key for e in listed.by_kind(kind)}) if remove else []
         if gone:
             plan.removed[kind] = gone
         if new:
             plan.added[kind] = new
-            batch = max(batch_size, -(-len(new) // MAX_RUNS_PER_TICK))
-            plan.ingest_runs += batched_run_requests(job_name, new, batch, run_key_prefix, tags)
+            now = len(new) if run_urls is None else min(len(new), run_urls)
+            batch = max(batch_size, -(-now // MAX_RUNS_PER_TICK))
+            fresh.append((PendingRuns.of(kind, new, batch, run_key_prefix, span), new))
+    budget = run_urls
+    for pending, keys in [*_owed_keys(owed, existing, plan), *fresh]:
+        runs, left = _request(pending, keys, budget, first=not plan.ingest_runs)
+        plan.ingest_runs += runs
+        if budget is not None:
+            budget -= sum(int(r.tags[URLS_TAG]) for r in runs)
+        if rest := pending.rest(left):
+            plan.pending.append(rest)
     if plan.removed:
         plan.removal_run = dg.RunRequest(
             run_key=f"{run_key_prefix}:{remove_sources_job.name}",
             job_name=remove_sources_job.name,
             run_config=removal_run_config(plan.removed),
-            tags={"media_assets/urls": str(sum(map(len, plan.removed.values())))},
+            tags={URLS_TAG: str(sum(map(len, plan.removed.values())))},
         )
     return plan
+
+
+def _request(
+    pending: PendingRuns, keys: list[str], budget: int | None, *, first: bool
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """Runs for the batches of ``keys`` that fit in ``budget`` URLs (a tick's ``first`` batch
+    always does, so a budget below a batch still moves), and the keys left."""
+    room = len(keys) if budget is None else max(budget, 0)
+    take = len(keys) if room >= len(keys) else room // pending.batch * pending.batch
+    if first and not take:
+        take = min(pending.batch, len(keys))
+    tags = {MANIFEST_BYTES_TAG: pending.manifest_bytes} if pending.manifest_bytes else {}
+    runs = batched_run_requests(
+        JOB_BY_KIND[pending.kind], keys[:take], pending.batch, pending.run_key_prefix, tags
+    )
+    return runs, keys[take:]
 
 
 @dg.sensor(
@@ -236,7 +352,7 @@ def manifest_sensor(
     except (ManifestError, OSError) as exc:
         return dg.SkipReason(str(exc))
     cursor = ManifestCursor.parse(context.cursor).against(data)
-    if cursor.offset >= len(data) and not cursor.reconcile:
+    if cursor.offset >= len(data) and not cursor.reconcile and not cursor.pending:
         return dg.SensorResult(skip_reason="manifest unchanged", cursor=cursor.serialize())
     # Partitions under removal still exist: planning now would miss a URL added back meanwhile.
     removing = context.instance.get_runs(
@@ -263,8 +379,8 @@ def manifest_sensor(
     for problem in page.manifest.problems:
         verdict = "skipped" if problem.severity == "error" else "warning:"
         context.log.warning(f"{verdict} {manifest.path} {problem}")
-    existing = {
-        kind: set(context.instance.get_dynamic_partitions(p.name))
+    existing = {  # in the set's order: owed runs are ranges of it
+        kind: context.instance.get_dynamic_partitions(p.name)
         for kind, p in PARTITIONS_BY_KIND.items()
     }
     plan = plan_ingest(
@@ -275,11 +391,16 @@ def manifest_sensor(
         listing=listing,
         remove=ends_pass,
         tags={MANIFEST_BYTES_TAG: f"{page.start}-{page.end}"},
+        run_urls=manifest.run_urls_per_tick,
+        owed=cursor.pending,
     )
+    for lost in plan.lost:
+        context.log.warning(lost)
     summary = plan.summary()
-    following = cursor.after(data, page.end, page.next_line)
+    following = cursor.after(data, page.end, page.next_line, plan.pending)
     last = page.next_line - 1
     lines = f"lines {page.line}-{last}" if last > page.line else f"line {page.line}"
+    lines = lines if page.end > page.start else "no new lines"
     n = len(page.manifest.entries)
     context.log.info(
         f"{n} {'entry' if n == 1 else 'entries'}: {summary} ({lines} of {manifest.path})"
@@ -297,6 +418,7 @@ __all__ = [
     "SENSOR_INTERVAL_S",
     "IngestPlan",
     "ManifestCursor",
+    "PendingRuns",
     "batched_run_requests",
     "counted",
     "manifest_sensor",

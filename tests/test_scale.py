@@ -1,30 +1,34 @@
 """The manifest sensor pages through a long manifest under the sensor daemon's own iteration:
-every line registered once over several ticks, appended lines picked up alone, a rewritten
-manifest read again from its start with what left it removed."""
+every line registered once over several ticks, runs requested for a budget of URLs a tick with
+the rest owed in the cursor, appended lines picked up alone, a rewritten manifest read again from
+its start with what left it removed."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from media_assets import registry
+from media_assets.dagster_compat import partition_range_of_run
 from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
 from media_assets.postgres_events import BatchingPostgresEventLogStorage
 from resources.storage import LocalObjectStore
-from sensors.manifest import MAX_RUNS_PER_TICK, plan_ingest
+from sensors.manifest import MAX_RUNS_PER_TICK, IngestPlan, ManifestCursor, plan_ingest
 from tests.helpers import SensorDaemon
 from tests.postgres import postgres_bin, running_postgres
 
-PAGE_LINES = 150
-URLS = 600
-BATCH_SIZE = 75  # two runs a page; each URL costs the tick ~0.1 s here (its checks and plans)
+PAGE_LINES = 100
+URLS = 300
+BATCH_SIZE = 25
+RUN_URLS = 50  # two runs a tick: a page registers 100 URLs, 50 of them wait for a later tick
 
 
 def write_lines(path: Path, urls: list[str], mode: str = "w") -> None:
@@ -42,6 +46,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SensorDae
     patch.setenv("MEDIA_ASSETS_PAGE_LINES", str(PAGE_LINES))
     patch.setenv("MEDIA_ASSETS_SENSOR_INTERVAL_S", "1")
     patch.setenv("MEDIA_ASSETS_BATCH_SIZE", str(BATCH_SIZE))
+    patch.setenv("MEDIA_ASSETS_RUN_URLS_PER_TICK", str(RUN_URLS))
     patch.setenv("MEDIA_ASSETS_DATA", str(folder / "data"))
     # Runs wait in the queue (no queue daemon here): the test is about what the ticks plan.
     queued = {
@@ -107,9 +112,11 @@ def test_a_long_manifest_is_read_a_page_a_tick_without_loss_or_duplicate(daemon)
     d, manifest = daemon
     expected = [e.key for e in read_manifest(manifest)[0].entries]
     ticks = tick_until_read(d)
-    assert len(ticks) == URLS // PAGE_LINES
-    assert all(len(added([t])) == PAGE_LINES for t in ticks)
-    assert all(len(t.run_ids) == PAGE_LINES // BATCH_SIZE for t in ticks)
+    # Every URL registered by the fourth tick; runs for RUN_URLS a tick, the rest owed.
+    pages = URLS // PAGE_LINES
+    assert [len(added([t])) for t in ticks] == [PAGE_LINES] * pages + [0] * (len(ticks) - pages)
+    assert len(ticks) == URLS // RUN_URLS
+    assert all(len(t.run_ids) == RUN_URLS // BATCH_SIZE for t in ticks)
     assert web_partitions(d.instance) == expected  # in manifest order: runs cover ranges
     requested = requested_keys(d.instance)
     assert sorted(requested) == sorted(expected)  # each key in exactly one run
@@ -122,9 +129,8 @@ def test_appended_lines_alone_are_read_next(daemon) -> None:
     write_lines(manifest, [*new[:3], "https://example.com/page/7"], "a")  # one known again
     write_lines(manifest, new[3:], "a")
     ticks = tick_until_read(d)
-    assert len(ticks) == 2  # 161 lines: a full page, then the rest
     keys = [e.key for e in read_manifest(manifest)[0].entries]
-    assert added(ticks) == keys[len(before) :]
+    assert added(ticks[:2]) == keys[len(before) :]  # 161 lines: a full page, then the rest
     assert web_partitions(d.instance) == keys
     assert sorted(requested_keys(d.instance)) == sorted(keys)
     runs = d.instance.get_runs(filters=dg.RunsFilter(job_name="remove_sources"))
@@ -133,7 +139,7 @@ def test_appended_lines_alone_are_read_next(daemon) -> None:
 
 def test_a_rewritten_manifest_is_read_again_and_what_left_it_is_removed(daemon) -> None:
     d, manifest = daemon
-    kept = [f"https://example.com/page/{i}" for i in range(300)]
+    kept = [f"https://example.com/page/{i}" for i in range(200)]
     fresh = [f"https://example.com/fresh/{i}" for i in range(40)]
     write_lines(manifest, [*fresh, *kept])  # replaced: same size class, another start
     previous = set(web_partitions(d.instance))
@@ -144,7 +150,7 @@ def test_a_rewritten_manifest_is_read_again_and_what_left_it_is_removed(daemon) 
     [removal] = d.instance.get_runs(filters=dg.RunsFilter(job_name="remove_sources"))
     assert removal.run_id in ticks[-1].run_ids  # requested once the pass reached the end
     removed = removal.run_config["ops"]["forget_sources"]["config"]["keys"]["web"]
-    assert set(removed) == previous - listed and len(removed) == URLS - 300 + 160
+    assert set(removed) == previous - listed and len(removed) == URLS - 200 + 160
     keys = requested_keys(d.instance)
     assert len(keys) == len(set(keys))  # no partition in two ingest runs
 
@@ -156,6 +162,73 @@ def test_a_page_of_many_new_urls_gets_larger_batches_not_more_runs() -> None:
     assert {r.tags["media_assets/urls"] for r in plan.ingest_runs} == {"500"}
     small = plan_ingest(parse_manifest(text[: text.index("/900")], "jsonl"), {}, 50, remove=False)
     assert len(small.ingest_runs) == 18  # under the cap: batches as configured
+
+
+def test_a_burst_of_partition_checks_reads_the_set_once_and_sees_its_own_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    stock_read = SqliteEventLogStorage.get_dynamic_partitions
+
+    def get_dynamic_partitions(self: SqliteEventLogStorage, name: str) -> Sequence[str]:
+        reads.append(name)
+        return stock_read(self, name)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "get_dynamic_partitions", get_dynamic_partitions)
+    keys = [f"k{i}" for i in range(200)]
+    overrides = local_instance_config(tmp_path)
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
+        instance.add_dynamic_partitions("pages", keys[:150])
+        # As the daemon applies a sensor's request: every key checked, one by one.
+        found = [instance.has_dynamic_partition("pages", k) for k in keys]
+        assert found == [True] * 150 + [False] * 50 and reads == ["pages"]
+        instance.delete_dynamic_partition("pages", keys[0])
+        instance.add_dynamic_partitions("pages", keys[150:])
+        assert not instance.has_dynamic_partition("pages", keys[0])  # its own change, at once
+        assert instance.has_dynamic_partition("pages", keys[199])
+
+
+def run_keys_of(plan: IngestPlan, ordered: list[str]) -> list[str]:
+    """The partition keys of a plan's ingest runs, range by range over ``ordered``."""
+    keys = []
+    for run in plan.ingest_runs:
+        start, end = partition_range_of_run(run.tags) or ("", "")
+        keys += ordered[ordered.index(start) : ordered.index(end) + 1]
+    return keys
+
+
+def test_runs_past_a_ticks_budget_are_owed_in_the_cursor_and_requested_once() -> None:
+    urls = [f"https://example.com/owed/{i}" for i in range(230)]
+    text = "".join(json.dumps({"url": u}) + "\n" for u in urls)
+    data = text.encode()
+    manifest = parse_manifest(text, "jsonl")
+    keys = [e.key for e in manifest.entries]
+    first = plan_ingest(manifest, {}, 50, "1.0", run_urls=100, remove=False)
+    assert first.added == {"web": keys} and len(first.ingest_runs) == 2
+    assert first.summary() == "230 new URLs, 100 URLs in 2 runs, 130 waiting for runs"
+    # The daemon added every key; the cursor carries what is owed, through its text form.
+    cursor = ManifestCursor.parse(
+        ManifestCursor().after(data, len(data), 231, first.pending).serialize()
+    )
+    assert sum(p.count for p in cursor.pending) == 130
+    nothing_new = parse_manifest("", "jsonl")
+    second = plan_ingest(
+        nothing_new, {"web": keys}, 50, "1.9", run_urls=100, owed=cursor.pending, remove=False
+    )
+    retried = plan_ingest(
+        nothing_new, {"web": keys}, 50, "1.9", run_urls=100, owed=cursor.pending, remove=False
+    )
+    assert [r.run_key for r in retried.ingest_runs] == [r.run_key for r in second.ingest_runs]
+    assert second.added == {} and len(second.ingest_runs) == 2
+    # The manifest is rewritten without the last 10 URLs: they are removed, not run.
+    kept = parse_manifest("".join(text.splitlines(keepends=True)[:220]), "jsonl")
+    third = plan_ingest(kept, {"web": keys}, 50, "2.0", run_urls=100, owed=second.pending)
+    assert third.removed == {"web": keys[220:]} and third.pending == []
+    requested = [k for plan in (first, second, third) for k in run_keys_of(plan, keys)]
+    assert sorted(requested) == sorted(keys[:220])  # each kept URL in one run
+    # Partitions deleted by hand under an owed range: reported, never requested.
+    lost = plan_ingest(nothing_new, {"web": keys[:100]}, 50, "3.0", owed=first.pending)
+    assert lost.ingest_runs == [] and "backfill" in lost.lost[0]
 
 
 def test_a_run_registers_its_urls_from_its_page_of_the_manifest(
