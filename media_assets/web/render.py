@@ -17,23 +17,17 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, NotRequired, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    Frame,
-    Page,
-    Playwright,
-    Request,
-    Response,
-    Route,
-    async_playwright,
-)
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+# Playwright's client (its generated API, ~0.1-0.2 s to import) is imported when a browser
+# starts, so that a process that loads the code location but never renders (a step pod of any
+# other stage, the sensors) does not pay for it. Its two exception classes, which the except
+# clauses below need, are the same objects in this small module (tests/test_startup.py).
+from playwright._impl._errors import Error as PlaywrightError
+from playwright._impl._errors import TimeoutError as PlaywrightTimeout
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from media_assets.egress import (
@@ -60,6 +54,18 @@ from media_assets.web.documents import (
 )
 from media_assets.web.robots import HostThrottle, RobotsCache, RobotsUnavailableError
 from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupError
+
+if TYPE_CHECKING:
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        Frame,
+        Page,
+        Playwright,
+        Request,
+        Response,
+        Route,
+    )
 
 T = TypeVar("T")
 
@@ -857,6 +863,8 @@ class _BrowserHost:
         ):
             await self._shutdown()
         if self._browser is None:
+            from playwright.async_api import async_playwright
+
             self._playwright = await async_playwright().start()
             try:
                 self._browser = await self._playwright.chromium.launch(
