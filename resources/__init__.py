@@ -56,26 +56,44 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from media_assets.pii import PII_ENV, parse_policy
-from resources.embedder import Embedder, SentenceTransformerEmbedder
-from resources.enrichment import TextEnrichment
-from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
-from resources.index import LanceDBIndex, VectorIndex
-from resources.io_manager import ArtifactIOManager
-from resources.moments_index import LanceDBMomentsIndex, MomentsIndex
-from resources.speech import (
-    Diarizer,
-    FasterWhisperSpeech,
-    ResemblyzerDiarizer,
-    SpeechToText,
-    TesseractVision,
-    Vision,
-)
-from resources.storage import LocalObjectStore, ObjectStore
-from resources.video import VideoPolicy
+if TYPE_CHECKING:
+    from resources.embedder import Embedder
+    from resources.enrichment import TextEnrichment
+    from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
+    from resources.index import LanceDBIndex, VectorIndex
+    from resources.moments_index import MomentsIndex
+    from resources.speech import Diarizer, SpeechToText, Vision
+    from resources.storage import ObjectStore
+    from resources.video import VideoPolicy
+
+# Each resource class is imported by the function that builds it, and the names below on first
+# use: importing one resource module (``resources.storage``, ``run_settings``) must not load the
+# others' modules and, through them, the stage code and libraries they drive.
+_EXPORTS = {
+    "BrowserResource": "resources.fetch",
+    "Diarizer": "resources.speech",
+    "Embedder": "resources.embedder",
+    "FetchPolicy": "resources.fetch",
+    "LanceDBIndex": "resources.index",
+    "ManifestSource": "resources.fetch",
+    "MomentsIndex": "resources.moments_index",
+    "ObjectStore": "resources.storage",
+    "SpeechToText": "resources.speech",
+    "TextEnrichment": "resources.enrichment",
+    "VectorIndex": "resources.index",
+    "VideoPolicy": "resources.video",
+    "Vision": "resources.speech",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _list(value: str | None) -> list[str]:
@@ -92,6 +110,8 @@ def _given(env: Mapping[str, str], **fields: tuple[str, Callable[[str], Any]]) -
 def object_store_from(env: Mapping[str, str], data: Path) -> ObjectStore:
     bucket = env.get("MEDIA_ASSETS_S3_BUCKET")
     if not bucket:
+        from resources.storage import LocalObjectStore
+
         return LocalObjectStore(root=str(data / "artifacts"))
     from dagster_aws.s3 import S3Resource
 
@@ -123,15 +143,19 @@ def index_from(env: Mapping[str, str], data: Path) -> VectorIndex:
         if endpoint:
             options["endpoint"] = endpoint
             options["allow_http"] = str(endpoint.startswith("http://")).lower()
+    from resources.index import LanceDBIndex
+
     return LanceDBIndex(uri=uri, storage_options=options)
 
 
 def moments_index_from(env: Mapping[str, str], data: Path) -> MomentsIndex:
     """The moments index beside the chunk index: the same backend, in the same place."""
+    from resources.index import LanceDBIndex
+    from resources.moments_index import LanceDBMomentsIndex, WeaviateMomentsIndex
+
     chunks = index_from(env, data)
     if isinstance(chunks, LanceDBIndex):
         return LanceDBMomentsIndex(uri=chunks.uri, storage_options=chunks.storage_options)
-    from resources.moments_index import WeaviateMomentsIndex
 
     return WeaviateMomentsIndex(url=chunks.url, grpc_port=chunks.grpc_port)  # type: ignore[attr-defined]
 
@@ -152,6 +176,8 @@ def embedder_from(env: Mapping[str, str]) -> Embedder:
             output_dimension=int(env.get("MEDIA_ASSETS_COHERE_EMBED_DIM", "1024")),
             base_url=env.get("COHERE_BASE_URL") or None,
         )
+    from resources.embedder import SentenceTransformerEmbedder
+
     precision = env.get("MEDIA_ASSETS_EMBED_PRECISION")
     return SentenceTransformerEmbedder(**({"precision": precision} if precision else {}))
 
@@ -165,6 +191,8 @@ def speech_from(env: Mapping[str, str]) -> SpeechToText:
             align_model_dir=env.get("MEDIA_ASSETS_ALIGN_DIR") or None,
             device=env.get("MEDIA_ASSETS_DEVICE", "cuda"),
         )
+    from resources.speech import FasterWhisperSpeech
+
     return FasterWhisperSpeech(model_dir=env.get("MEDIA_ASSETS_WHISPER_DIR") or None)
 
 
@@ -176,6 +204,8 @@ def diarizer_from(env: Mapping[str, str]) -> Diarizer:
             pipeline_dir=_required(env, "MEDIA_ASSETS_PYANNOTE_DIR", "the pyannote engine"),
             device=env.get("MEDIA_ASSETS_DEVICE", "cuda"),
         )
+    from resources.speech import ResemblyzerDiarizer
+
     return ResemblyzerDiarizer()
 
 
@@ -187,10 +217,18 @@ def vision_from(env: Mapping[str, str]) -> Vision:
             model=env.get("MEDIA_ASSETS_COHERE_VISION_MODEL", "command-a-vision-07-2025"),
             base_url=env.get("COHERE_BASE_URL") or None,
         )
+    from resources.speech import TesseractVision
+
     return TesseractVision(language=env.get("MEDIA_ASSETS_OCR_LANGUAGE", "eng"))
 
 
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    from media_assets.pii import PII_ENV, parse_policy
+    from resources.enrichment import TextEnrichment
+    from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
+    from resources.io_manager import ArtifactIOManager
+    from resources.video import VideoPolicy
+
     env = os.environ if env is None else env
     data = Path(env.get("MEDIA_ASSETS_DATA", "data")).absolute()
     store = object_store_from(env, data)
