@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dagster as dg
 import httpx
 import yaml
-from dagster._core.scheduler.instigation import TickStatus
 
 from media_assets import registry
+from media_assets.dagster_compat import TickStatus
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import serve
 from media_assets.ingest import ingest

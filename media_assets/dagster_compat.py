@@ -8,6 +8,7 @@ rather than somewhere deep in a batched run. Nothing here runs on import.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from dagster._core.definitions.data_version import (
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.events.log import EventLogEntry
 from dagster._core.loader import LoadingContext
+from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
@@ -43,7 +45,10 @@ __all__ = [
     "EventLogEntry",
     "Provenance",
     "ReconstructableJob",
+    "SqliteEventLogStorage",
     "StaleStatusReader",
+    "TickStatus",
+    "daemon_workspace",
     "data_version_of",
     "enable_event_batching",
     "in_progress_statuses",
@@ -52,6 +57,8 @@ __all__ = [
     "partition_range_of_run",
     "partition_range_tags",
     "partition_reads_cached",
+    "run_sensor_iteration",
+    "sensor_ticks",
     "with_data_version",
     "write_events_together",
 ]
@@ -343,3 +350,57 @@ def partition_reads_cached(instance: dg.DagsterInstance) -> Iterator[PartitionRe
     finally:
         del instance.get_dynamic_partitions
         del instance.has_dynamic_partition
+
+
+# --- the sensor daemon's own loop, for tests and benchmarks ----------------------------------
+# ``TickStatus`` (imported above, ``dagster._core.scheduler.instigation``) is what a tick record's
+# ``status`` holds; Dagster exports neither it nor the daemon's loop.
+
+
+@contextmanager
+def daemon_workspace(
+    instance: dg.DagsterInstance, module_name: str, working_directory: str, location_name: str
+) -> Iterator[Any]:
+    """The workspace the sensor daemon sees: the code location ``module_name`` served from a gRPC
+    subprocess (which reads ``os.environ`` when it starts), over ``instance``.
+
+    Relies on ``dagster._core.test_utils.create_test_daemon_workspace_context`` and
+    ``dagster._core.workspace.load_target.ModuleTarget``. Only tests and benchmarks call it, and
+    only they pay for importing the daemon's modules.
+    """
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import ModuleTarget
+
+    target = ModuleTarget(
+        module_name=module_name,
+        attribute=None,
+        working_directory=working_directory,
+        location_name=location_name,
+    )
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        yield workspace
+
+
+def run_sensor_iteration(workspace: Any, logger: logging.Logger) -> None:
+    """One iteration of the sensor daemon's loop in this process: every running sensor that is
+    due is evaluated, its partition requests applied, its runs submitted and its tick recorded.
+
+    Relies on ``dagster._daemon.sensor.execute_sensor_iteration`` (a generator the daemon drains).
+    """
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    list(execute_sensor_iteration(workspace, logger, None, None))
+
+
+def sensor_ticks(instance: dg.DagsterInstance, sensor_name: str) -> list[Any]:
+    """The tick records of the sensor ``sensor_name``, oldest first (``status`` a ``TickStatus``).
+
+    Relies on ``dagster._core.definitions.run_request.InstigatorType`` to find the sensor's state.
+    """
+    from dagster._core.definitions.run_request import InstigatorType
+
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.name == sensor_name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+            return sorted(ticks, key=lambda t: t.timestamp)
+    return []

@@ -7,6 +7,7 @@ fixtures and builds them from these helpers).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from media_assets import dagster_compat as compat
 from media_assets.demo.server import SITE_DIR, SiteServer
 from media_assets.instance import local_instance_config
 from media_assets.manifest import detect_kind
@@ -29,6 +31,7 @@ CHROMIUM = os.environ.get("MEDIA_ASSETS_CHROMIUM", "/usr/bin/chromium")
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 EVAL_AUDIO = EVAL_DIR / "audio"
 DEMO_MANIFEST = ROOT / "media_assets" / "demo" / "manifest.jsonl"
+DEPLOY_INSTANCE = ROOT / "deploy" / "dagster.yaml"
 
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: run scripts/setup.sh"
@@ -98,6 +101,15 @@ def demo_manifest(site: SiteServer, tmp_path: Path, kinds: tuple[str, ...] = ("w
     return path
 
 
+def deploy_storage() -> dict[str, Any]:
+    """deploy/dagster.yaml's run, event log and schedule storages (PostgreSQL, read from the
+    ``DAGSTER_PG_*`` variables), as instance overrides."""
+    import yaml
+
+    deploy = yaml.safe_load(DEPLOY_INSTANCE.read_text())
+    return {name: deploy[name] for name in ("run_storage", "event_log_storage", "schedule_storage")}
+
+
 def _kind(row: dict[str, object]) -> str:
     return str(row.get("kind") or detect_kind(str(row["url"])))
 
@@ -136,10 +148,11 @@ class Phases:
 
 
 class SensorDaemon:
-    """The sensor daemon's own iteration (``dagster._daemon.sensor``) in this process, against
-    ``instance`` and the code location served from a gRPC subprocess as the daemon serves it:
-    each ``tick()`` evaluates every running sensor that is due, applies its partition requests,
-    submits its runs and records the tick. The code server reads ``os.environ`` when started."""
+    """The sensor daemon's own iteration in this process (through media_assets.dagster_compat),
+    against ``instance`` and the code location served from a gRPC subprocess as the daemon serves
+    it: each ``tick()`` evaluates every running sensor that is due, applies its partition
+    requests, submits its runs and records the tick. The code server reads ``os.environ`` when
+    started."""
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
@@ -147,17 +160,10 @@ class SensorDaemon:
         self._last = 0.0
 
     def __enter__(self) -> SensorDaemon:
-        from dagster._core.test_utils import create_test_daemon_workspace_context
-        from dagster._core.workspace.load_target import ModuleTarget
-
-        target = ModuleTarget(
-            module_name="media_assets.definitions",
-            attribute=None,
-            working_directory=str(ROOT),
-            location_name="media_assets",
-        )
         self.workspace = self._stack.enter_context(
-            create_test_daemon_workspace_context(target, self.instance)
+            compat.daemon_workspace(
+                self.instance, "media_assets.definitions", str(ROOT), "media_assets"
+            )
         )
         return self
 
@@ -166,22 +172,10 @@ class SensorDaemon:
 
     def tick(self) -> None:
         """One iteration of the daemon's loop; sensors with an interval of 1 s are due again."""
-        import logging
-
-        from dagster._daemon.sensor import execute_sensor_iteration
-
         time.sleep(max(0.0, self._last + 1.05 - time.monotonic()))
         self._last = time.monotonic()
-        list(
-            execute_sensor_iteration(self.workspace, logging.getLogger("sensor-daemon"), None, None)
-        )
+        compat.run_sensor_iteration(self.workspace, logging.getLogger("sensor-daemon"))
 
     def ticks(self, sensor_name: str) -> list[Any]:
         """The sensor's tick records, oldest first."""
-        from dagster._core.definitions.run_request import InstigatorType
-
-        for state in self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
-            if state.name == sensor_name:
-                ticks = self.instance.get_ticks(state.instigator_origin_id, state.selector_id)
-                return sorted(ticks, key=lambda t: t.timestamp)
-        return []
+        return compat.sensor_ticks(self.instance, sensor_name)

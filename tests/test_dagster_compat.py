@@ -2,6 +2,7 @@
 in a temporary folder: a Dagster upgrade that changes one fails here, naming the capability."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -255,6 +256,36 @@ print(json.dumps({"set": sorted(k for k in os.environ if os.environ[k] != env.ge
     changed = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(changed["set"]) <= UNSTRUCTURED_VARS, changed
     assert changed["filters"] == [], changed
+
+
+TINY_LOCATION = """
+import dagster as dg
+
+
+@dg.sensor(minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING)
+def quiet_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    return dg.SkipReason("nothing new")
+
+
+defs = dg.Definitions(sensors=[quiet_sensor])
+"""
+
+
+def test_the_sensor_daemons_loop_runs_in_this_process_and_records_its_ticks(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "tiny_location.py").write_text(TINY_LOCATION)
+    (tmp_path / "home").mkdir()
+    with (
+        capability("daemon_workspace / run_sensor_iteration / sensor_ticks / TickStatus"),
+        dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance,
+        compat.daemon_workspace(instance, "tiny_location", str(tmp_path), "tiny") as workspace,
+    ):
+        assert compat.sensor_ticks(instance, "quiet_sensor") == []
+        compat.run_sensor_iteration(workspace, logging.getLogger("test-daemon"))
+        (tick,) = compat.sensor_ticks(instance, "quiet_sensor")
+        assert tick.status == compat.TickStatus.SKIPPED
+        assert tick.skip_reason == "nothing new"
 
 
 def test_postgres_event_log_writes_a_runs_planned_events_together(

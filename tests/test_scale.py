@@ -11,12 +11,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.events.log import EventLogEntry
-from dagster._core.scheduler.instigation import TickStatus
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from media_assets import registry
-from media_assets.dagster_compat import partition_range_of_run
+from media_assets.dagster_compat import (
+    EventLogEntry,
+    SqliteEventLogStorage,
+    TickStatus,
+    partition_range_of_run,
+)
 from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
 from media_assets.postgres_events import BatchingPostgresEventLogStorage
