@@ -60,6 +60,7 @@ from tests.postgres import LocalPostgres, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUED = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
+STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
 # What the UI's asset page asks for its Partitions tab (dagster-webserver 1.13's
 # AssetPartitionsStatusQuery/PartitionHealthQuery): every key, and the statuses as ranges.
 UI_PARTITIONS = """
@@ -81,35 +82,24 @@ def write_manifest(path: Path, base_url: str, sample: list[str], urls: int) -> N
 
 
 def instance_config(storage: str, home: Path, postgres: LocalPostgres | None) -> dict[str, Any]:
-    """The local instance's ``dagster.yaml``; or production's PostgreSQL storage on the local
-    server, with the event log that writes a run's plans in one statement
+    """The local instance's ``dagster.yaml``; or production's (deploy/dagster.yaml) PostgreSQL
+    storages on the local server, with their event log that writes a run's plans in one statement
     (``storage="postgres-stock"``: dagster-postgres' own)."""
     if storage == "sqlite":
         return {**local_instance_config(home), "run_coordinator": QUEUED}
     assert postgres is not None
     deploy = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
-    config = deploy["storage"]["postgres"]
-    db = config["postgres_db"]
-    db.update(hostname="127.0.0.1", port=postgres.port, db_name="postgres", username="postgres")
-    db["password"] = ""
-    events = ("media_assets.postgres_events", "BatchingPostgresEventLogStorage")
+    config = {"postgres_db": dict(deploy["event_log_storage"]["config"]["postgres_db"])}
+    config["postgres_db"].update(
+        hostname="127.0.0.1", port=postgres.port, db_name="postgres", username="postgres"
+    )
+    config["postgres_db"]["password"] = ""
+    storages = {name: {**deploy[name], "config": config} for name in STORAGES}
     if storage == "postgres-stock":
-        events = ("dagster_postgres.event_log", "PostgresEventLogStorage")
-    return {
-        "run_storage": {
-            "module": "dagster_postgres.run_storage",
-            "class": "PostgresRunStorage",
-            "config": config,
-        },
-        "event_log_storage": {"module": events[0], "class": events[1], "config": config},
-        "schedule_storage": {
-            "module": "dagster_postgres.schedule_storage",
-            "class": "PostgresScheduleStorage",
-            "config": config,
-        },
-        "run_coordinator": QUEUED,
-        "telemetry": {"enabled": False},
-    }
+        storages["event_log_storage"].update(
+            module="dagster_postgres.event_log", **{"class": "PostgresEventLogStorage"}
+        )
+    return {**storages, "run_coordinator": QUEUED, "telemetry": {"enabled": False}}
 
 
 @contextmanager

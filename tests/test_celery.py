@@ -19,7 +19,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from media_assets import registry
 from media_assets.assets import CHAINS
@@ -31,7 +30,7 @@ from media_assets.k8s import K8S_CONFIG_TAG
 from media_assets.manifest import read_manifest
 from media_assets.names import JOB_BY_KIND
 from partitions import PARTITIONS_BY_KIND
-from tests.helpers import ROOT, needs_chromium, pipeline_env, write_manifest
+from tests.helpers import deploy_storage, needs_chromium, pipeline_env, write_manifest
 from tests.postgres import LocalPostgres, running_postgres
 from tests.seaweed import SeaweedS3, free_ports
 
@@ -47,7 +46,6 @@ WORKER_OPTIONS = [
     "--without-mingle",
     "--loglevel=INFO",
 ]
-DEPLOY_INSTANCE = ROOT / "deploy" / "dagster.yaml"
 
 needs_redis = pytest.mark.skipif(
     not Path(REDIS_SERVER).exists(),
@@ -174,8 +172,7 @@ def celery_env(
 
 @pytest.fixture(scope="module")
 def pg_instance(celery_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
-    storage = yaml.safe_load(DEPLOY_INSTANCE.read_text())["storage"]
-    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+    with dg.instance_for_test(overrides=deploy_storage()) as instance:
         yield instance
 
 

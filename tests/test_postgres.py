@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import SiteServer
@@ -14,10 +13,9 @@ from media_assets.ingest import ingest
 from media_assets.manifest import read_manifest
 from partitions.keys import partition_key
 from sensors.manifest import plan_ingest
-from tests.helpers import needs_chromium, write_articles
+from tests.helpers import deploy_storage, needs_chromium, write_articles
 from tests.postgres import LocalPostgres, postgres_bin, running_postgres
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 pytestmark = [
     needs_chromium,
     pytest.mark.skipif(
@@ -44,8 +42,7 @@ def pg_instance(
         "DAGSTER_PG_PASSWORD": "",
     }.items():
         monkeypatch.setenv(name, value)
-    storage = yaml.safe_load(DEPLOY.read_text())["storage"]
-    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+    with dg.instance_for_test(overrides=deploy_storage()) as instance:
         yield instance
 
 
@@ -57,7 +54,7 @@ def test_sensor_and_batch_on_the_production_postgres_storage(
     pg_instance: dg.DagsterInstance,
 ) -> None:
     assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
-    assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(pg_instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
     assert type(pg_instance.schedule_storage).__name__ == "PostgresScheduleStorage"
     urls = [site.base_url + path for path in write_articles(site_dir, 4)]
     manifest = tmp_path / "urls.jsonl"
