@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,15 @@ POOL = 300
 GROW = 30
 NEAR = 5  # the first fetch beside each run: most end within a few buckets of the candidates
 MAX_GROW = 1800  # half an hour of 1 s buckets on either side
+# The columns a bucket is scored by, for each condition; the rest of a row (its links, every
+# model's annotations) is read only for the moments returned.
+SCORED_BY: dict[str, tuple[str, ...]] = {
+    "said": ("context", "said_terms", "context_start_s", "context_end_s", "vector"),
+    "on_screen": ("annotations",),
+    "speaker": ("annotations",),
+    "entity": ("entity_terms", "annotations"),
+}
+SHOWN = ("source_url", "title", "extractor", "context", "annotations")
 
 
 @dataclass(frozen=True)
@@ -114,18 +124,33 @@ class _Scored:
     scores: dict[str, float]
     holds: bool
     extent: tuple[float, float] | None  # where the leading condition's evidence lies
+    ref: Any = None  # the index's handle on the row, to read the rest of it
 
     @property
     def bucket(self) -> int:
         return int(self.row["bucket"])
+
+    @property
+    def key(self) -> Key:
+        return self.row["source_key"], self.bucket
 
 
 Key = tuple[str, int]  # (source_key, bucket)
 
 
 def _annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    nested = json.loads(row.get("annotations") or "{}")
-    return [a for by_model in nested.values() for a in by_model if a["type"] == kind]
+    return _by_type(row.get("annotations") or "{}").get(kind, [])
+
+
+@lru_cache(maxsize=4096)
+def _by_type(annotations: str) -> dict[str, list[dict[str, Any]]]:
+    """A row's nested annotations by type, parsed once (a bucket is scored on several
+    conditions, and shown). Read only."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for by_model in json.loads(annotations).values():
+        for a in by_model:
+            grouped[a["type"]].append(a)
+    return dict(grouped)
 
 
 class _Scorer:
@@ -205,7 +230,7 @@ class _Scorer:
             if not holds:  # a bucket that fails one condition is not scored on the rest
                 scores.update({c: 0.0 for c in self.conditions[i + 1 :]})
                 break
-        return _Scored(match.row, scores, holds, extent)
+        return _Scored(match.row, scores, holds, extent, match.ref)
 
 
 def _runs(scored: Iterable[_Scored]) -> list[list[_Scored]]:
@@ -235,7 +260,11 @@ def _peak(run: Sequence[_Scored], lead: str) -> float:
 
 
 def _complete(
-    runs: Sequence[list[_Scored]], index: MomentsIndex, scorer: _Scorer, known: dict[Key, _Scored]
+    runs: Sequence[list[_Scored]],
+    index: MomentsIndex,
+    scorer: _Scorer,
+    known: dict[Key, _Scored],
+    columns: Sequence[str],
 ) -> list[list[_Scored]]:
     """Each run extended over neighbouring buckets that match too, fetched from the index where
     the candidates did not bring them (a long sentence or slide, a large index).
@@ -275,7 +304,10 @@ def _complete(
                     growing.discard((i, step))
                 break
             edges[(i, step)] = edge
-        for found in index.windows(wanted) if wanted else []:
+        # Each window's rows lie next to its run's edge.
+        anchors = {(runs[i][0].row["source_key"], edges[(i, step)]) for i, step in growing}
+        refs = {key: known[key].ref for key in anchors}
+        for found in index.windows(wanted, columns, refs) if wanted else []:
             fetched.setdefault(found.key, found)
         size = GROW
     return [
@@ -284,7 +316,7 @@ def _complete(
     ]
 
 
-def _moments(run: list[_Scored], lead: str, conditions: Sequence[str]) -> list[Moment]:
+def _pieces(run: list[_Scored], lead: str) -> list[list[_Scored]]:
     """The moments of one completed run: its buckets near its best on the leading condition."""
     cut = PEAK_SHARE * _peak(run, lead)
     pieces: list[list[_Scored]] = []
@@ -295,7 +327,7 @@ def _moments(run: list[_Scored], lead: str, conditions: Sequence[str]) -> list[M
             pieces[-1].append(s)
         else:
             pieces.append([s])
-    return [_moment(piece, conditions) for piece in pieces]
+    return pieces
 
 
 def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> list[str]:
@@ -313,16 +345,40 @@ def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> li
     return list(dict.fromkeys(a["text"] for a in sure or found))
 
 
-def _moment(piece: list[_Scored], conditions: Sequence[str]) -> Moment:
+@dataclass(frozen=True)
+class _Span:
+    """A moment before its rows are read in full: where it lies and how it scores."""
+
+    piece: list[_Scored]
+    start: float  # the evidence's time, inside the buckets that matched
+    end: float
+    best: dict[str, float]  # each condition's best score
+
+    @classmethod
+    def of(cls, piece: list[_Scored], conditions: Sequence[str]) -> _Span:
+        lo, hi = float(piece[0].row["start_s"]), float(piece[-1].row["end_s"])
+        extents = [s.extent for s in piece if s.extent]
+        start = max(lo, min(float(a) for a, _ in extents)) if extents else lo
+        end = min(hi, max(float(b) for _, b in extents)) if extents else hi
+        if end <= start:
+            start, end = lo, hi
+        return cls(piece, start, end, {c: max(s.scores[c] for s in piece) for c in conditions})
+
+    @property
+    def score(self) -> float:
+        return round(sum(self.best.values()) / len(self.best), 4)
+
+    def rank(self) -> tuple[float, float, str, float]:
+        # Equal scores (a speaker's turns): the longer moment first.
+        start, end = round(self.start, 3), round(self.end, 3)
+        return -self.score, start - end, self.piece[0].row["source_key"], start
+
+
+def _moment(span: _Span, rows: dict[Key, dict[str, Any]], relaxed: bool) -> Moment:
+    """The moment of ``span``, its buckets' ``rows`` read in full."""
+    piece = [_Scored(rows.get(s.key, s.row), s.scores, s.holds, s.extent) for s in span.piece]
     first, last = piece[0].row, piece[-1].row
-    lo, hi = float(first["start_s"]), float(last["end_s"])
-    extents = [s.extent for s in piece if s.extent]
-    # The evidence's time, inside the buckets that matched.
-    start = max(lo, min(float(a) for a, _ in extents)) if extents else lo
-    end = min(hi, max(float(b) for _, b in extents)) if extents else hi
-    if end <= start:
-        start, end = lo, hi
-    best = {c: max(s.scores[c] for s in piece) for c in conditions}
+    start, end = span.start, span.end
     return Moment(
         source_url=first["source_url"],
         source_key=first["source_key"],
@@ -330,13 +386,14 @@ def _moment(piece: list[_Scored], conditions: Sequence[str]) -> Moment:
         start_s=round(start, 3),
         end_s=round(end, 3),
         deep_link=deep_link(first["source_url"], start, first.get("extractor")),
-        score=round(sum(best.values()) / len(best), 4),
+        score=span.score,
         said=" ".join(dict.fromkeys(s.row["context"] for s in piece if s.row.get("context"))),
         on_screen=_during(piece, "on_screen", start, end),
         speakers=_during(piece, "speaker", start, end),
         first_bucket=int(first["bucket"]),
         last_bucket=int(last["bucket"]),
-        scores={c: round(v, 4) for c, v in best.items()},
+        scores={c: round(v, 4) for c, v in span.best.items()},
+        relaxed=relaxed,
     )
 
 
@@ -347,17 +404,31 @@ def find_moments(
     conditions = query.conditions
     if not conditions:
         raise ValueError("a moment query needs --said, --on-screen, --speaker or --entity")
+    with index.reading():
+        return _find(query, index, embedder, k)
+
+
+def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -> list[Moment]:
+    conditions = query.conditions
+    # Found with only what they are scored by; the rest is read for the moments returned.
+    columns = list(
+        dict.fromkeys(["start_s", "end_s", *(c for n in conditions for c in SCORED_BY[n])])
+    )
     vector = embedder.embed_query(query.said) if query.said else None
     candidates: list[Candidate] = []
     if query.said:
-        candidates += index.text_matches("said", normalize(query.said), limit=POOL)
-        candidates += index.vector_matches(vector, limit=POOL)
+        candidates += index.text_matches("said", normalize(query.said), limit=POOL, columns=columns)
+        candidates += index.vector_matches(vector, limit=POOL, columns=columns)
     if query.on_screen:
-        candidates += index.text_matches("on_screen", normalize(query.on_screen), limit=POOL)
+        candidates += index.text_matches(
+            "on_screen", normalize(query.on_screen), limit=POOL, columns=columns
+        )
     if query.speaker:
-        candidates += index.text_matches("speaker", query.speaker, limit=POOL)
+        candidates += index.text_matches("speaker", query.speaker, limit=POOL, columns=columns)
     if query.entity:
-        candidates += index.text_matches("entity", entity_key(query.entity), limit=POOL)
+        candidates += index.text_matches(
+            "entity", entity_key(query.entity), limit=POOL, columns=columns
+        )
     lead = conditions[0]
     for said_floor in (SAID_FLOOR, 0.0):
         # When nothing said clears the floor where the other conditions hold (a phrase the
@@ -372,17 +443,17 @@ def find_moments(
             break
     # The most promising runs are completed and cut into moments; enough of them for ``k``.
     runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
-    found = [
-        replace(m, relaxed=said_floor < SAID_FLOOR)
-        for run in _complete(runs, index, scorer, known)
-        for m in _moments(run, lead, conditions)
-    ]
-    unique = {(m.source_key, m.first_bucket): m for m in found}  # completed runs may meet
-    # Equal scores (a speaker's turns): the longer moment first.
-    ranked = sorted(
-        unique.values(), key=lambda m: (-m.score, m.start_s - m.end_s, m.source_key, m.start_s)
+    spans = {
+        piece[0].key: _Span.of(piece, conditions)  # completed runs may meet
+        for run in _complete(runs, index, scorer, known, columns)
+        for piece in _pieces(run, lead)
+    }
+    best = sorted(spans.values(), key=_Span.rank)[:k]
+    shown = index.complete(
+        [Candidate(s.row, None, 0.0, s.ref) for span in best for s in span.piece], SHOWN
     )
-    return ranked[:k]
+    rows = {c.key: c.row for c in shown}
+    return [_moment(span, rows, said_floor < SAID_FLOOR) for span in best]
 
 
 def format_moment(rank: int, moment: Moment) -> str:

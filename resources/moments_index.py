@@ -11,9 +11,12 @@ the same for every backend (``media_assets/moments.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import dagster as dg
 import numpy as np
@@ -26,16 +29,32 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TextField = Literal["said", "on_screen", "speaker", "entity"]
+# The columns of a row a search reads ("vector" for its vector); None for all of them. A query
+# reads only what it scores by, and the rest for the few rows it returns: at 1M rows, reading a
+# row's annotations and vector is most of a search's time.
+Columns: TypeAlias = "Sequence[str] | None"
+KEY_COLUMNS = ("source_key", "bucket")
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A bucket a search found: its row, its sentence's vector, and the engine's score (BM25, or
-    cosine similarity; 0 for a bucket fetched by position)."""
+    """A bucket a search found: its row (the columns asked for, at least the key), its sentence's
+    vector (None when not asked for), the engine's score (BM25, or cosine similarity; 0 for a
+    bucket fetched by position), and the backend's handle on the row to read more of it."""
 
     row: dict[str, Any]
-    vector: np.ndarray
+    vector: np.ndarray | None
     score: float
+    ref: Any = None
+
+    def lacks(self, columns: Sequence[str]) -> list[str]:
+        """Those of ``columns`` this candidate was found without."""
+        return [c for c in columns if (self.vector is None if c == "vector" else c not in self.row)]
+
+    def with_columns(self, more: Candidate) -> Candidate:
+        """This candidate with the columns ``more`` (the same row, read again) adds."""
+        vector = self.vector if self.vector is not None else more.vector
+        return replace(self, row={**more.row, **self.row}, vector=vector)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -137,28 +156,68 @@ class MomentsIndex(dg.ConfigurableResource, ABC):
     @abstractmethod
     def delete_sources(self, source_keys: Sequence[str]) -> int: ...
 
+    # ``columns``, where a method takes it: the row's columns to read, None for all; a backend
+    # may return more than asked (Weaviate returns whole objects).
+
     @abstractmethod
-    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
+    def text_matches(
+        self, field: TextField, text: str, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
         """Best rows for ``text`` in the ``field``'s column, by the engine's BM25."""
 
     @abstractmethod
-    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
         """Nearest rows by cosine similarity of their sentence's vector (the score)."""
 
     @abstractmethod
     def window(self, source_key: str, first: int, last: int) -> list[Candidate]:
         """Buckets ``first``..``last`` of one video, with their vectors (score 0)."""
 
-    def windows(self, ranges: Sequence[tuple[str, int, int]]) -> list[Candidate]:
+    def windows(
+        self,
+        ranges: Sequence[tuple[str, int, int]],
+        columns: Columns = None,
+        anchors: Mapping[tuple[str, int], Any] | None = None,
+    ) -> list[Candidate]:
         """The buckets of several windows ``(source_key, first, last)``; a backend that can ask
-        for them in one query does (a query's runs are completed from their neighbours)."""
+        for them in one query does (a query's runs are completed from their neighbours).
+        ``anchors``: the handles (``Candidate.ref``) of rows near the windows, by key, from
+        which a backend may find their neighbours faster."""
         return [
             c for source_key, first, last in ranges for c in self.window(source_key, first, last)
         ]
 
+    def complete(self, found: Sequence[Candidate], columns: Sequence[str]) -> list[Candidate]:
+        """``found``, in order, with the ``columns`` their search did not read; a backend whose
+        searches return whole rows has nothing to add. A row deleted since stays as it was."""
+        return list(found)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The look-ups inside read one version of the index (a query's several look-ups, and
+        the row handles they pass each other); a backend that opens nothing has nothing to do."""
+        yield
+
     @abstractmethod
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         """Stored rows without vectors, for status and checks."""
+
+
+# The LanceDB tables pinned by ``reading()``, by location, in this context.
+_READING: ContextVar[dict[str, Any] | None] = ContextVar("moments_reading", default=None)
+
+
+def _merged(buckets: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Windows ``(source_key, first, last)`` with adjacent or overlapping ones joined."""
+    out: list[tuple[str, int, int]] = []
+    for key, first, last in sorted(buckets):
+        if out and out[-1][0] == key and first <= out[-1][2] + 1:
+            out[-1] = (key, out[-1][1], max(last, out[-1][2]))
+        else:
+            out.append((key, first, last))
+    return out
 
 
 def _types() -> dict[str, pa.DataType]:
@@ -212,6 +271,21 @@ class LanceDBMomentsIndex(MomentsIndex):
     def open_table(self) -> Any:
         """The LanceDB table, or None before the first write."""
         return self._table()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        # Opening the table reads its latest manifest: ~1 ms, several times a query.
+        pinned = {**(_READING.get() or {}), self.location: self._table()}
+        token = _READING.set(pinned)
+        try:
+            yield
+        finally:
+            _READING.reset(token)
+
+    def _reader(self) -> Any:
+        """The table to search: the one ``reading()`` pinned, else the latest."""
+        pinned = _READING.get()
+        return pinned[self.location] if pinned and self.location in pinned else self._table()
 
     def create_table(self, dimension: int) -> Any:
         """The table, created empty for ``dimension``-d vectors if it does not exist yet (a bulk
@@ -364,19 +438,42 @@ class LanceDBMomentsIndex(MomentsIndex):
         return count
 
     @staticmethod
+    def _columns(columns: Columns) -> list[str]:
+        """The key and ``columns``; all without them."""
+        names = [*(n for n, _ in MOMENT_FIELDS), "vector"] if columns is None else columns
+        return list(dict.fromkeys([*KEY_COLUMNS, *names]))
+
+    def _select(self, query: Any, columns: Columns, score: str | None = None) -> Any:
+        """A search reading the key, ``columns`` and its row id (for ``complete``)."""
+        names = self._columns(columns)
+        return query.select([*names, score] if score else names).with_row_id(True)
+
+    @staticmethod
     def _matches(found: pa.Table, score: str | None) -> list[Candidate]:
-        # Vectors as one array: to_list() would make 384 Python floats of each.
-        vectors = found.column("vector").combine_chunks()
-        matrix = vectors.flatten().to_numpy().reshape(len(found), vectors.type.list_size)
+        matrix = None
+        if "vector" in found.column_names:
+            # Vectors as one array: to_list() would make 384 Python floats of each.
+            vectors = found.column("vector").combine_chunks()
+            matrix = vectors.flatten().to_numpy().reshape(len(found), vectors.type.list_size)
         scores = found.column(score).to_pylist() if score else [0.0] * len(found)
-        rows = found.drop_columns([c for c in found.column_names if c.startswith("_")])
+        refs = found.column("_rowid").to_pylist() if "_rowid" in found.column_names else None
+        rows = found.drop_columns(
+            [c for c in found.column_names if c.startswith("_") or c == "vector"]
+        )
         return [
-            Candidate(row, matrix[i], float(scores[i]))
-            for i, row in enumerate(rows.drop_columns(["vector"]).to_pylist())
+            Candidate(
+                row,
+                None if matrix is None else matrix[i],
+                float(scores[i]),
+                None if refs is None else refs[i],
+            )
+            for i, row in enumerate(rows.to_pylist())
         ]
 
-    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
-        table = self._table()
+    def text_matches(
+        self, field: TextField, text: str, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
+        table = self._reader()
         if table is None or not text.strip():
             return []
         if field == "on_screen" and any(i.columns == ["on_screen"] for i in table.list_indices()):
@@ -387,10 +484,13 @@ class LanceDBMomentsIndex(MomentsIndex):
             query = table.search(MatchQuery(text.lower(), "on_screen", fuzziness=1))
         else:
             query = table.search(text, query_type="fts", fts_columns=TEXT_COLUMNS[field])
-        return self._matches(query.limit(limit).to_arrow(), "_score")
+        query = self._select(query.limit(limit), columns, "_score")
+        return self._matches(query.to_arrow(), "_score")
 
-    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
-        table = self._table()
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
+        table = self._reader()
         if table is None:
             return []
         query = (
@@ -400,9 +500,9 @@ class LanceDBMomentsIndex(MomentsIndex):
         )
         # Used only where the vector index is (ann_min_rows): an exact search ignores them.
         query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
-        matches = self._matches(query.to_arrow(), "_distance")
+        matches = self._matches(self._select(query, columns, "_distance").to_arrow(), "_distance")
         # LanceDB's cosine distance is 1 - cosine similarity.
-        return [Candidate(m.row, m.vector, 1.0 - m.score) for m in matches]
+        return [replace(m, score=1.0 - m.score) for m in matches]
 
     def window(self, source_key: str, first: int, last: int) -> list[Candidate]:
         table = self._table()
@@ -410,11 +510,55 @@ class LanceDBMomentsIndex(MomentsIndex):
             return []
         return self.windows([(source_key, first, last)])
 
-    def windows(self, ranges: Sequence[tuple[str, int, int]]) -> list[Candidate]:
+    def windows(
+        self,
+        ranges: Sequence[tuple[str, int, int]],
+        columns: Columns = None,
+        anchors: Mapping[tuple[str, int], Any] | None = None,
+    ) -> list[Candidate]:
         ranges = [(key, max(int(first), 0), int(last)) for key, first, last in ranges]
         ranges = [r for r in ranges if r[2] >= r[1]]
-        table = self._table() if ranges else None
+        table = self._reader() if ranges else None
         if table is None:
+            return []
+        found = self._beside(table, ranges, columns, anchors or {})
+        missing = [(k, b, b) for k, f, last in ranges for b in range(f, last + 1)]
+        missing = [r for r in missing if r[:2] not in found]
+        return [*found.values(), *self._where(table, _merged(missing), columns)]
+
+    def _beside(
+        self,
+        table: Any,
+        ranges: Sequence[tuple[str, int, int]],
+        columns: Columns,
+        anchors: Mapping[tuple[str, int], Any],
+    ) -> dict[tuple[str, int], Candidate]:
+        """The windows' rows found by row id, where their anchors' ids say they are.
+
+        A video's buckets are written in order, so bucket ``b`` most often lies ``b - a`` rows
+        past bucket ``a``: a take of those ids reads a few pages where a filter over the table
+        searches its indexes (~10x slower at 1M rows). Rows that are not where expected (a video
+        rewritten out of order, split between files, or no such bucket) are left to ``_where``."""
+        near: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for (key, bucket), ref in anchors.items():
+            if ref is not None:
+                near[key].append((bucket, int(ref)))
+        guessed = set()
+        for key, first, last in ranges:
+            for b in range(first, last + 1) if near[key] else ():
+                bucket, ref = min(near[key], key=lambda a: abs(a[0] - b))
+                if ref + b - bucket >= 0:
+                    guessed.add(ref + b - bucket)
+        if not guessed:
+            return {}
+        taken = table.take_row_ids(sorted(guessed)).select(self._columns(columns)).with_row_id()
+        wanted = {(k, b) for k, f, last in ranges for b in range(f, last + 1)}
+        return {m.key: m for m in self._matches(taken.to_arrow(), None) if m.key in wanted}
+
+    def _where(
+        self, table: Any, ranges: Sequence[tuple[str, int, int]], columns: Columns
+    ) -> list[Candidate]:
+        if not ranges:
             return []
         # One scan for all: the source_key index picks each video's rows.
         where = " OR ".join(
@@ -422,7 +566,25 @@ class LanceDBMomentsIndex(MomentsIndex):
             for key, first, last in ranges
         )
         limit = sum(last - first + 1 for _, first, last in ranges)
-        return self._matches(table.search().where(where).limit(limit).to_arrow(), None)
+        query = self._select(table.search().where(where).limit(limit), columns)
+        return self._matches(query.to_arrow(), None)
+
+    def complete(self, found: Sequence[Candidate], columns: Sequence[str]) -> list[Candidate]:
+        todo = [c for c in found if c.lacks(columns)]
+        table = self._reader() if todo else None
+        if table is None:
+            return list(found)
+        read = list(dict.fromkeys(name for c in todo for name in c.lacks(columns)))
+        more: dict[tuple[str, int], Candidate] = {}
+        refs = [c.ref for c in todo if c.ref is not None]
+        if refs:
+            # By row id: the rows' own pages, not a filter over the table.
+            taken = table.take_row_ids(refs).select(self._columns(read)).to_arrow()
+            more = {m.key: m for m in self._matches(taken, None)}
+        # A row id is a position, which compaction changes: what it no longer finds, by key.
+        if missing := [(k, b, b) for k, b in (c.key for c in todo) if (k, b) not in more]:
+            more |= {m.key: m for m in self._where(table, _merged(missing), read)}
+        return [c.with_columns(more[c.key]) if c.key in more else c for c in found]
 
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         table = self._table()
@@ -522,7 +684,9 @@ class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
     def _matches(found: Any, score: Any) -> list[Candidate]:
         return [Candidate(*hit) for hit in found_objects(found, score)]
 
-    def text_matches(self, field: TextField, text: str, *, limit: int) -> list[Candidate]:
+    def text_matches(
+        self, field: TextField, text: str, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
         from weaviate.classes.query import MetadataQuery
 
         collection = self._collection()
@@ -537,7 +701,9 @@ class WeaviateMomentsIndex(WeaviateConnection, MomentsIndex):
         )
         return self._matches(found, lambda obj: float(obj.metadata.score or 0.0))
 
-    def vector_matches(self, vector: np.ndarray, *, limit: int) -> list[Candidate]:
+    def vector_matches(
+        self, vector: np.ndarray, *, limit: int, columns: Columns = None
+    ) -> list[Candidate]:
         from weaviate.classes.query import MetadataQuery
 
         collection = self._collection()
