@@ -7,12 +7,15 @@ ingested for real first, so status and metrics have rendered rows). Then, per st
 
 - the manifest sensor under the sensor daemon's own iteration (tests/helpers.py ``SensorDaemon``:
   the code location in a gRPC server, partitions added and runs submitted as the daemon does;
-  runs wait in a queued run coordinator, nothing dequeues them) until every line is read:
-  ``tick_s`` is the longest tick from the instance's tick records, start to end;
+  runs wait in a queued run coordinator, nothing dequeues them) until every line is read and
+  registered as a partition, and one tick more: ``tick_s`` is the longest tick from the instance's
+  tick records, start to end. A tick requests runs for ``--run-urls`` URLs
+  (``MEDIA_ASSETS_RUN_URLS_PER_TICK``); the rest are owed in the cursor, for later ticks;
 - registering the URLs: ``register_s`` adds every key to a fresh partition set through
   ``registry.add_partitions`` (chunked; SQLite refuses one statement with all of them, shown);
 - ``media-assets status`` (a process of its own, start-up included) once every URL is in the
-  registry, as it is once the queued runs have run;
+  registry, as it is once the queued runs have run (a batch's registration each): the first
+  builds and stores the table, a second (printed) brings the stored one up to date;
 - one Prometheus scrape of ``media-assets metrics``' collector over HTTP;
 - the GraphQL query of the UI's asset partitions page for ``rendered_page``, against
   ``dagster-webserver`` on the instance (the second request; the first is printed too).
@@ -61,6 +64,7 @@ from tests.postgres import LocalPostgres, postgres_bin
 ROOT = Path(__file__).resolve().parents[1]
 QUEUED = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
 STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
+BATCH = 50  # URLs a run registers
 # What the UI's asset page asks for its Partitions tab (dagster-webserver 1.13's
 # AssetPartitionsStatusQuery/PartitionHealthQuery): every key, and the statuses as ranges.
 UI_PARTITIONS = """
@@ -199,17 +203,22 @@ def register_partitions(instance: dg.DagsterInstance, keys: list[str], storage: 
 def sensor_ticks(
     args: argparse.Namespace, env: dict[str, str], instance: dg.DagsterInstance
 ) -> tuple[float, list[float]]:
-    """The manifest sensor under the daemon's iteration until every line is read: the longest
-    tick, and each evaluation alone."""
+    """The manifest sensor under the daemon's iteration until every line is read and registered,
+    and one tick more (one that only requests owed runs): the longest tick, and each evaluation
+    alone. The runs still owed then would take ``urls / run_urls`` ticks in all."""
     started = time.perf_counter()
     with SensorDaemon(instance) as daemon:
         print(f"  code location served in {time.perf_counter() - started:.1f} s")
+        registered_in = None
         for _ in range(args.urls // args.page_lines + 5):
             daemon.tick()
-            last = daemon.ticks("manifest_sensor")[-1]
+            ticks = daemon.ticks("manifest_sensor")
+            last = ticks[-1]
             assert last.status != TickStatus.FAILURE, last.error
-            if last.skip_reason == "manifest unchanged":
+            if registered_in is not None or last.skip_reason == "manifest unchanged":
                 break
+            if len(instance.get_dynamic_partitions("web_pages")) == args.urls:
+                registered_in = len(ticks)
         ticks = [
             t
             for t in daemon.ticks("manifest_sensor")
@@ -217,9 +226,11 @@ def sensor_ticks(
         ]
     durations = [t.end_timestamp - t.timestamp for t in ticks]
     partitions = instance.get_dynamic_partitions("web_pages")
-    runs = instance.get_runs_count(dg.RunsFilter(job_name="web_ingest"))
+    runs = instance.get_runs(dg.RunsFilter(job_name="web_ingest"))
+    requested = sum(int(r.tags["media_assets/urls"]) for r in runs)
     print(
-        f"  {len(ticks)} ticks added {len(partitions)} partitions and {runs} runs; "
+        f"  {len(ticks)} ticks added {len(partitions)} partitions (all by tick {registered_in}) "
+        f"and {len(runs)} runs for {requested} URLs (the rest owed, {args.run_urls} a tick); "
         f"ticks (s): {', '.join(f'{d:.1f}' for d in durations)}"
     )
     assert len(partitions) == args.urls, f"{len(partitions)} partitions of {args.urls}"
@@ -278,7 +289,9 @@ def run_storage(
             # Every URL in the registry, as the runs leave it once they have all run.
             started = time.perf_counter()
             store = build_resources(env)["object_store"]
-            registry.register(store, read_manifest(manifest)[0].entries)
+            entries = read_manifest(manifest)[0].entries
+            for start in range(0, len(entries), BATCH):  # as the runs do, a batch each
+                registry.register(store, entries[start : start + BATCH])
             print(
                 f"  registry of {args.urls} URLs written in {time.perf_counter() - started:.1f} s"
             )
@@ -294,6 +307,20 @@ def run_storage(
             status_s = time.perf_counter() - started
             assert status.returncode == 0, status.stderr[-2000:]
             print("  status: " + " | ".join(status.stdout.strip().splitlines()[:2]))
+            started = time.perf_counter()
+            again = subprocess.run(
+                [sys.executable, "-m", "media_assets.cli", "status"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                check=False,
+            )
+            assert again.returncode == 0 and again.stdout == status.stdout, again.stderr[-2000:]
+            print(
+                f"  status again (the stored table, nothing changed): "
+                f"{time.perf_counter() - started:.2f} s"
+            )
             scrape_s = scrape(env, instance)
             with webserver(env, folder / "webserver.log") as client:
                 first, ui_s, listed = ui_partitions(client)
@@ -312,6 +339,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--urls", type=int, default=100_000)
     parser.add_argument("--page-lines", type=int, default=10_000)
+    parser.add_argument(
+        "--run-urls", type=int, default=1_000, help="MEDIA_ASSETS_RUN_URLS_PER_TICK"
+    )
     parser.add_argument("--render", type=int, default=10, help="URLs ingested for real first")
     parser.add_argument(
         "--no-sensor", action="store_true", help="add the partitions directly, no sensor ticks"
@@ -340,6 +370,7 @@ def main() -> int:
             base_env = {
                 "MEDIA_ASSETS_MANIFEST": str(manifest),
                 "MEDIA_ASSETS_PAGE_LINES": str(args.page_lines),
+                "MEDIA_ASSETS_RUN_URLS_PER_TICK": str(args.run_urls),
                 "MEDIA_ASSETS_SENSOR_INTERVAL_S": "1",
                 "MEDIA_ASSETS_ALLOW_HOSTS": "127.0.0.1",
                 "MEDIA_ASSETS_CHROMIUM": CHROMIUM,

@@ -197,13 +197,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from media_assets.status import status_frame, summary, write_status
+    from media_assets.status import STATUS_KEY, current_status, summary
 
     store = _resources()["object_store"]
-    frame = status_frame(store)
-    uri = write_status(store, frame)
+    # The stored table, read again only for URLs with runs or registrations since it was built.
+    frame = current_status(store, _instance())
     print(summary(frame))
-    print(f"per-URL table: {uri}")
+    print(f"per-URL table: {store.uri(STATUS_KEY)}")
     return 0
 
 

@@ -4,15 +4,21 @@ Dagster's dynamic partitions hold only keys (hashes); this is the lookup from a 
 URL, kind and tags of the manifest entry that made it. `media-assets ingest` registers its
 manifest before it runs; a partition the manifest sensor added is registered by the run that
 first resolves it, from the watched manifest (the sensor's evaluation writes nothing).
+
+One record per key serves a run's look-ups. Each ``register`` call also writes the records it
+wrote as one file of an index (``_registry_index/<time>.jsonl``, later files win), so listing
+every source (``media-assets status`` at 100,000 URLs) reads a few files instead of a record per
+URL; a key the index lacks is looked up on its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from media_assets.manifest import (
     ManifestEntry,
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
 PREFIX = "_registry"
+INDEX_PREFIX = "_registry_index"
 # The manifest the sensor watches (resources' ManifestSource reads the same variable).
 MANIFEST_ENV = "MEDIA_ASSETS_MANIFEST"
 # Dynamic partitions added per call: Dagster's add_dynamic_partitions puts every key into one
@@ -58,15 +65,19 @@ def _key(partition: str) -> str:
 
 def register(store: ObjectStore, entries: Iterable[ManifestEntry]) -> int:
     """Record each entry's URL under its key; returns how many were new or changed."""
-    written = 0
+    written: list[bytes] = []
     for entry in entries:
         record = json.dumps(entry.as_record(), sort_keys=True).encode()
         key = _key(entry.key)
         if store.exists(key) and store.get(key) == record:
             continue
         store.put(key, record)
-        written += 1
-    return written
+        written.append(record)
+    if written:
+        # Zero-padded nanoseconds: names sort in time; the pid tells apart simultaneous writers.
+        name = f"{INDEX_PREFIX}/{time.time_ns():020d}-{os.getpid()}.jsonl"
+        store.put(name, b"\n".join(written) + b"\n")
+    return len(written)
 
 
 def lookup(store: ObjectStore, partition: str) -> Source:
@@ -74,9 +85,7 @@ def lookup(store: ObjectStore, partition: str) -> Source:
         record = json.loads(store.get(_key(partition)))
     except FileNotFoundError:
         raise UnknownPartitionError(partition) from None
-    return Source(
-        key=partition, url=record["url"], kind=record["kind"], tags=record.get("tags", {})
-    )
+    return _source(partition, record)
 
 
 def add_partitions(
@@ -165,10 +174,63 @@ def forget(store: ObjectStore, partition: str) -> None:
     store.delete(_key(partition))
 
 
+def _source(partition: str, record: dict[str, Any]) -> Source:
+    return Source(
+        key=partition, url=record["url"], kind=record["kind"], tags=record.get("tags", {})
+    )
+
+
+def index_files(store: ObjectStore) -> list[str]:
+    """The index's files, oldest first."""
+    return sorted(store.list_keys(f"{INDEX_PREFIX}/"))
+
+
+def _indexed(store: ObjectStore, files: Iterable[str]) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = {}
+    for name in files:
+        try:
+            text = store.get(name)
+        except FileNotFoundError:  # compacted meanwhile: its records are in a later file
+            continue
+        for line in text.splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["key"]] = record
+    return records
+
+
 def all_sources(store: ObjectStore) -> list[Source]:
-    """Every registered source, in key order."""
+    """Every registered source, in key order: the keys from one listing, their records from the
+    index, and from their own record where the index has none (registered before it)."""
+    indexed = _indexed(store, index_files(store))
     sources = []
     for key in store.list_keys(f"{PREFIX}/"):
         partition = key.rsplit("/", 1)[-1].removesuffix(".json")
-        sources.append(lookup(store, partition))
+        record = indexed.get(partition)
+        sources.append(_source(partition, record) if record else lookup(store, partition))
     return sources
+
+
+def registered_after(store: ObjectStore, after: str | None) -> tuple[set[str], str | None]:
+    """Keys registered (or registered again) by index files newer than ``after``, and the
+    newest file's name."""
+    files = index_files(store)
+    newer = [name for name in files if after is None or name > after]
+    return set(_indexed(store, newer)), (files[-1] if files else after)
+
+
+def compact_index(store: ObjectStore, upto: str, keep: Iterable[str]) -> int:
+    """Merge the index files up to ``upto`` into ``upto`` itself (keeping the records of the
+    keys in ``keep``), so the next listing reads one file where a run per batch wrote many; the
+    merged file keeps its name, so what is newer than it stays newer. Returns files removed."""
+    older = [name for name in index_files(store) if name <= upto]
+    if len(older) < 2:
+        return 0
+    records = _indexed(store, older)
+    wanted = set(keep)
+    lines = [json.dumps(r, sort_keys=True).encode() for k, r in records.items() if k in wanted]
+    store.put(upto, b"\n".join(lines) + b"\n")
+    for name in older:
+        if name != upto:
+            store.delete(name)
+    return len(older) - 1
