@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -59,6 +61,7 @@ __all__ = [
     "partition_reads_cached",
     "run_sensor_iteration",
     "sensor_ticks",
+    "step_pod_command",
     "with_data_version",
     "write_events_together",
 ]
@@ -404,3 +407,54 @@ def sensor_ticks(instance: dg.DagsterInstance, sensor_name: str) -> list[Any]:
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
             return sorted(ticks, key=lambda t: t.timestamp)
     return []
+
+
+# --- a step pod's command, for the start-up benchmark and its test ---------------------------
+
+
+def step_pod_command(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    code: str,
+    working_directory: str,
+    step: str,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[str, list[str]]:
+    """A new run of ``job`` in ``instance``, made as a step-delegating executor's orchestrating
+    process makes it, and the command a step pod of ``k8s_job_executor`` runs for its ``step``
+    (``dagster api execute_step``): the run's id and that command. The step's process loads the
+    code location by pointer, ``defs`` of ``code`` (a module name, or a ``.py`` file), with
+    ``working_directory`` on its path.
+
+    Relies on ``dagster._core.definitions.reconstruct.ReconstructableRepository``,
+    ``dagster._core.execution.api.create_execution_plan`` and ``dagster._grpc.types.
+    ExecuteStepArgs``. Only tests and benchmarks call it.
+    """
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._grpc.types import ExecuteStepArgs
+
+    repository = (
+        ReconstructableRepository.for_file(code, "defs", working_directory)
+        if code.endswith(".py")
+        else ReconstructableRepository.for_module(code, "defs", working_directory)
+    )
+    origin = repository.get_reconstructable_job(job.name).get_python_origin()
+    plan = create_execution_plan(job, tags=tags, instance_ref=instance.get_ref())
+    run = instance.create_run_for_job(
+        job,
+        execution_plan=plan,
+        tags=tags,
+        job_code_origin=origin,
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    args = ExecuteStepArgs(
+        job_origin=origin,
+        run_id=run.run_id,
+        step_keys_to_execute=[step],
+        instance_ref=instance.get_ref(),
+    )
+    command = list(args.get_command_args())
+    if command[0] == "dagster":  # the image's console script; here the one beside this Python
+        command[0] = str(Path(sys.executable).with_name("dagster"))
+    return run.run_id, command
