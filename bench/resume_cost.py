@@ -8,11 +8,19 @@ repeated_steps counts (asset, partition) pairs computed more than once over all 
 reused from its checkpoint is not computed). A killed process's start-up and the step it was in
 when killed belong to the kill, not to resuming: resumed_ratio is the wall time of all the
 processes less the killed processes' start-ups (process start to first step) and steps in flight,
-over the clean run's (time_ratio, printed before it, keeps them). startup_ratio is a process's
-start-up to its first step (median over the processes that reached one) over that of a bare
-one-asset Dagster job on a default instance, measured in the same run (median of 3).
+over the clean run's (time_ratio, printed before it, keeps them); the clean run is run before and
+after the kills and their mean taken, so that a machine whose load changes over the minutes this
+takes weighs less. startup_ratio is a process's start-up to its first step over that of a bare
+one-asset Dagster job on a default instance started right after it: the median of those pairs'
+ratios, over the processes that reached a step.
+
+A step pod on Kubernetes (``k8s_job_executor``) runs ``dagster api execute_step``, which loads the
+code location by its pointer (``media_assets.definitions``, ``defs``) and the instance, then runs
+one step: pod_startup_ratio is that command's start-up to its step (``page_elements`` of the
+clean run's batch) over the same command running the bare job's step, the median of 3 pairs'.
 Last line:
     repeated_steps=<n> resumed_ratio=<value> failing_batch_ratio=<value> startup_ratio=<value>
+    pod_startup_ratio=<value>
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import runpy
 import signal
 import statistics
 import subprocess
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,9 +45,12 @@ import dagster as dg
 
 from bench.common import write_spa_site
 from media_assets.assets import web_assets
+from media_assets.batching import range_tags
+from media_assets.dagster_compat import step_pod_command
 from media_assets.definitions import build_definitions
 from media_assets.demo.server import serve
 from media_assets.ingest import ingest
+from media_assets.names import JOB_BY_KIND, PARTITION_SET_BY_KIND
 from resources import build_resources
 
 
@@ -102,34 +115,95 @@ if __name__ == "__main__":
 """
 
 
-def startups(windows: list[tuple[float, float, bool]], starts: list[float]) -> list[float]:
-    """Seconds from each process's start to its first step, for those that reached one."""
-    found = []
+# The same asset as the code location a step pod loads (the definitions' ``defs``).
+BARE_DEFS = """
+import dagster as dg
+
+@dg.asset
+def one() -> int:
+    return 1
+
+defs = dg.Definitions(assets=[one], jobs=[dg.define_asset_job("bare", [one])])
+"""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pod_startup(
+    job: dg.JobDefinition,
+    code: str,
+    step: str,
+    env: dict[str, str],
+    tags: dict[str, str] | None = None,
+) -> float:
+    """Seconds from the start of ``dagster api execute_step`` (the command a step pod runs) to
+    its step's start, for a new run of ``job`` whose code location is ``defs`` of ``code``."""
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        run_id, command = step_pod_command(instance, job, code, str(ROOT), step, tags)
+        begin = time.time()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.STEP_START
+        ).records
+    assert records, f"no step started: {done.stderr[-2000:]}"
+    return records[0].timestamp - begin
+
+
+def pod_startups(
+    work: Path, env: dict[str, str], keys: list[str], tries: int = 3
+) -> tuple[list[float], list[float]]:
+    """Start-ups of step pods of the code location (``page_elements`` over the clean run's batch
+    ``keys``) and of the bare job's, alternated so that each pair meets the same load."""
+    job = build_definitions(env).resolve_job_def(JOB_BY_KIND["web"])
+    (work / "bare_pod").mkdir()
+    bare_file = work / "bare_pod" / "bare_defs.py"
+    bare_file.write_text(BARE_DEFS)
+    bare_job = runpy.run_path(str(bare_file))["defs"].resolve_job_def("bare")
+    ours, bare = [], []
+    for n in range(tries):
+        ours.append(
+            pod_startup(job, "media_assets.definitions", "page_elements", env, range_tags(keys))
+        )
+        home = work / "bare_pod" / f"home-{n}"
+        home.mkdir()
+        env_bare = {**os.environ, "DAGSTER_HOME": str(home)}
+        bare.append(pod_startup(bare_job, str(bare_file), "one", env_bare))
+    return ours, bare
+
+
+def startups(windows: list[tuple[float, float, bool]], starts: list[float]) -> list[float | None]:
+    """Seconds from each process's start to its first step (None if it reached none)."""
+    found: list[float | None] = []
     for begin, end, _ in windows:
         inside = [t for t in starts if begin <= t <= end]
-        if inside:
-            found.append(inside[0] - begin)
+        found.append(inside[0] - begin if inside else None)
     return found
 
 
-def bare_startup(work: Path, tries: int = 3) -> float:
-    """Median start-up to the first step of a bare one-asset job in a fresh process."""
-    seconds = []
-    for n in range(tries):
-        home = work / f"bare-{n}"
-        home.mkdir()
-        script = home / "bare_job.py"
-        script.write_text(BARE_JOB)
-        begin = time.time()
-        subprocess.run(
-            [sys.executable, str(script)],
-            env={**os.environ, "DAGSTER_HOME": str(home)},
-            check=True,
-            capture_output=True,
-            cwd=home,
-        )
-        seconds += startups([(begin, time.time(), True)], step_starts(home))
-    return statistics.median(seconds)
+def bare_startup(work: Path, n: int) -> float:
+    """Start-up to the first step of a bare one-asset job in a fresh process: measured right
+    after each ingest process, so that the two meet the same load on a shared machine."""
+    home = work / f"bare-{n}"
+    home.mkdir()
+    script = home / "bare_job.py"
+    script.write_text(BARE_JOB)
+    begin = time.time()
+    subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        cwd=home,
+    )
+    (seconds,) = startups([(begin, time.time(), True)], step_starts(home))
+    assert seconds is not None, "the bare job's step never started"
+    return seconds
+
+
+def paired_ratio(ours: Sequence[float | None], bare: Sequence[float]) -> float:
+    """Median over the pairs measured one after the other of our start-up over the bare one."""
+    return statistics.median(o / b for o, b in zip(ours, bare, strict=True) if o is not None)
 
 
 def split_lost_time(
@@ -200,6 +274,7 @@ def main() -> int:
             clean_s, ok = run_cli(manifest, clean_env, None)
             assert ok, "the clean run failed"
             clean_window = (clean_begin, clean_begin + clean_s, True)
+            bare = [bare_startup(work, 0)]
 
             crash_env = env_for("crash")
             # Kill points spread over the whole chain: after 1 to 5*urls/kills new artifacts.
@@ -211,22 +286,32 @@ def main() -> int:
                 begin = time.time()
                 seconds, finished = run_cli(manifest, crash_env, kill_after)
                 windows.append((begin, begin + seconds, finished))
+                bare.append(bare_startup(work, len(bare)))
                 total_s += seconds
                 kills += not finished
+            # The clean run again, on a machine whose load may have changed meanwhile: the
+            # resumed ingest is compared with the mean of the runs before and after it.
+            again_s, ok = run_cli(manifest, env_for("clean_again"), None)
+            assert ok, "the second clean run failed"
             crash_starts = step_starts(Path(crash_env["DAGSTER_HOME"]))
             startup_s, in_flight_s = split_lost_time(windows, crash_starts)
-            ingest_startups = startups(windows, crash_starts) + startups(
+            ingest_startups = startups(
                 [clean_window], step_starts(Path(clean_env["DAGSTER_HOME"]))
-            )
-            bare_s = bare_startup(work)
+            ) + startups(windows, crash_starts)
             clean_steps = computed_steps(Path(clean_env["DAGSTER_HOME"]))
             crash_steps = computed_steps(Path(crash_env["DAGSTER_HOME"]))
             repeated = sum(n - 1 for n in crash_steps.values() if n > 1)
             missing = unmaterialized(Path(crash_env["DAGSTER_HOME"]), args.urls)
+            os.environ["DAGSTER_HOME"] = clean_env["DAGSTER_HOME"]
+            with dg.DagsterInstance.get() as instance:
+                keys = instance.get_dynamic_partitions(PARTITION_SET_BY_KIND["web"])
+            pods, bare_pods = pod_startups(work, clean_env, keys)
 
             failing_ratio = failing_batch_ratio(work, site.base_url, paths)
+    clean_s = (clean_s + again_s) / 2
     print(
-        f"clean run: {clean_s:.1f} s; with {kills} kills: {total_s:.1f} s over {kills + 1} "
+        f"clean run: {clean_s:.1f} s (mean of two, one before and one after the kills); "
+        f"with {kills} kills: {total_s:.1f} s over {kills + 1} "
         f"processes; steps computed: clean {sum(clean_steps.values())}, crash "
         f"{sum(crash_steps.values())} (the rest reused checkpoints of killed runs); "
         f"assets short of {args.urls} materialized partitions: {missing or 'none'}"
@@ -236,15 +321,20 @@ def main() -> int:
         f"{in_flight_s:.1f} s in the step in flight when killed; all processes over the clean "
         f"run (the kills' costs kept): time_ratio={total_s / clean_s:.3f}"
     )
-    ingest_startup = statistics.median(ingest_startups)
+    reached = [s for s in ingest_startups if s is not None]
     print(
-        f"start-up to the first step: ingest {ingest_startup:.2f} s (median of "
-        f"{len(ingest_startups)} processes), bare one-asset job {bare_s:.2f} s"
+        f"start-up to the first step: ingest {statistics.median(reached):.2f} s (median of "
+        f"{len(reached)} processes), bare one-asset job {statistics.median(bare):.2f} s (one "
+        f"after each); `dagster api execute_step` (a step pod) to its step: ours "
+        f"{statistics.median(pods):.2f} s, the bare job's {statistics.median(bare_pods):.2f} s "
+        f"(medians of {len(pods)}, alternated); ratios are medians over those pairs"
     )
     print(
         f"repeated_steps={repeated} "
         f"resumed_ratio={(total_s - in_flight_s - startup_s) / clean_s:.3f} "
-        f"failing_batch_ratio={failing_ratio:.3f} startup_ratio={ingest_startup / bare_s:.2f}"
+        f"failing_batch_ratio={failing_ratio:.3f} "
+        f"startup_ratio={paired_ratio(ingest_startups, bare):.2f} "
+        f"pod_startup_ratio={paired_ratio(pods, bare_pods):.2f}"
     )
     return 0 if not missing else 1
 
