@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,7 @@ from media_assets.enrich import entity_key
 from media_assets.video.chunk import deep_link
 from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
 from resources.embedder import Embedder
-from resources.moments_index import Candidate, MomentsIndex
+from resources.moments_index import Candidate, MomentsIndex, TextField
 
 # Weight of meaning against words for ``said``: a paraphrase shares few words, a recognition
 # error breaks a word but not the sentence's meaning.
@@ -63,13 +65,14 @@ POOL = 300
 GROW = 30
 NEAR = 5  # the first fetch beside each run: most end within a few buckets of the candidates
 MAX_GROW = 1800  # half an hour of 1 s buckets on either side
-# The columns a bucket is scored by, for each condition; the rest of a row (its links, every
-# model's annotations) is read only for the moments returned.
+# The columns a bucket is first judged by, for each condition. A row's annotations (every model's
+# output, most of its bytes) are read only for the buckets that may hold every condition, and the
+# rest of it (its links) for the moments returned: at 1M rows, reading is most of a query.
 SCORED_BY: dict[str, tuple[str, ...]] = {
     "said": ("context", "said_terms", "context_start_s", "context_end_s", "vector"),
-    "on_screen": ("annotations",),
-    "speaker": ("annotations",),
-    "entity": ("entity_terms", "annotations"),
+    "on_screen": ("on_screen",),
+    "speaker": ("speaker_names",),
+    "entity": ("entity_terms",),
 }
 SHOWN = ("source_url", "title", "extractor", "context", "annotations")
 
@@ -153,6 +156,21 @@ def _by_type(annotations: str) -> dict[str, list[dict[str, Any]]]:
     return dict(grouped)
 
 
+def _joined(column: Any, most: int = 8) -> list[str] | None:
+    """Every text a row's ``on_screen`` column may join, or None past ``most`` pieces.
+
+    The column joins the bucket's texts with " | ". A text that holds " | " itself is a run of
+    the pieces, give or take a pipe and spaces at its ends (which ``normalize`` drops, so its
+    similarity is the run's): every run of pieces is tried."""
+    if not isinstance(column, str):
+        return None
+    pieces = column.split(" | ")
+    if len(pieces) > most:
+        return None
+    n = len(pieces)
+    return [" | ".join(pieces[i:j]) for i in range(n) for j in range(i + 1, n + 1)]
+
+
 class _Scorer:
     def __init__(self, query: MomentQuery, vector: np.ndarray | None, said_floor: float):
         self.query = query
@@ -179,26 +197,34 @@ class _Scorer:
         extent = (row.get("context_start_s"), row.get("context_end_s"))
         return score, score >= self.said_floor, extent if None not in extent else None
 
+    def _similarity(self, text: str) -> float:
+        if text not in self._shown:
+            self._shown[text] = on_screen_similarity(self.query.on_screen or "", text)
+        return self._shown[text]
+
+    def may_show(self, row: dict[str, Any]) -> bool:
+        """Whether a text the row's ``on_screen`` column joins may match (all when it joins too
+        many to try)."""
+        texts = _joined(row.get("on_screen"))
+        return texts is None or any(self._similarity(t) >= ON_SCREEN_FLOOR for t in texts)
+
     def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
         best, holds, extent = 0.0, False, None
         for shown in _annotations(row, "on_screen"):
             text = shown["text"]
-            if text not in self._shown:
-                self._shown[text] = on_screen_similarity(self.query.on_screen or "", text)
-            similarity = self._shown[text]
+            similarity = self._similarity(text)
             holds = holds or similarity >= ON_SCREEN_FLOOR
             weighted = similarity * (shown.get("confidence") or 1.0)
             if weighted > best:
                 best, extent = weighted, (shown["start_s"], shown["end_s"])
         return best, holds, extent
 
-    def speaker(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+    def _named(self, name: str) -> bool:  # "Mira" finds "Mira Okonkwo"
         wanted = set((self.query.speaker or "").lower().split())
+        return bool(wanted) and wanted <= set(name.lower().split())
 
-        def named(name: str) -> bool:  # "Mira" finds "Mira Okonkwo"
-            return bool(wanted) and wanted <= set(name.lower().split())
-
-        turns = [t for t in _annotations(row, "speaker") if named(t["text"])]
+    def speaker(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+        turns = [t for t in _annotations(row, "speaker") if self._named(t["text"])]
         if not turns:
             return 0.0, False, None
         return 1.0, True, (min(t["start_s"] for t in turns), max(t["end_s"] for t in turns))
@@ -211,6 +237,19 @@ class _Scorer:
         if not named:
             return 1.0, True, None
         return 1.0, True, (min(a["start_s"] for a in named), max(a["end_s"] for a in named))
+
+    def may_hold(self, match: Candidate) -> bool:
+        """Whether ``match`` may hold every condition, judged without its annotations: a bucket
+        this rejects, ``score`` rejects (a speaker's turns are named in ``speaker_names``, the
+        entities in ``entity_terms``, the texts on screen in ``on_screen``)."""
+        row = match.row
+        return all(
+            (c != "said" or self.said(row, match.vector)[1])
+            and (c != "speaker" or self._named(row.get("speaker_names") or ""))
+            and (c != "entity" or self.entity(row)[1])
+            and (c != "on_screen" or self.may_show(row))
+            for c in self.conditions
+        )
 
     def score(self, match: Candidate) -> _Scored:
         scores, holds, extent = {}, True, None
@@ -397,6 +436,11 @@ def _moment(span: _Span, rows: dict[Key, dict[str, Any]], relaxed: bool) -> Mome
     )
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="moments")
+
+
 def find_moments(
     query: MomentQuery, index: MomentsIndex, embedder: Embedder, *, k: int = 5
 ) -> list[Moment]:
@@ -410,34 +454,49 @@ def find_moments(
 
 def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -> list[Moment]:
     conditions = query.conditions
-    # Found with only what they are scored by; the rest is read for the moments returned.
+    # Found with only what they are judged by; the rest is read for the buckets that may hold
+    # every condition, and for the moments returned.
     columns = list(
         dict.fromkeys(["start_s", "end_s", *(c for n in conditions for c in SCORED_BY[n])])
     )
-    vector = embedder.embed_query(query.said) if query.said else None
-    candidates: list[Candidate] = []
-    if query.said:
-        candidates += index.text_matches("said", normalize(query.said), limit=POOL, columns=columns)
-        candidates += index.vector_matches(vector, limit=POOL, columns=columns)
-    if query.on_screen:
-        candidates += index.text_matches(
-            "on_screen", normalize(query.on_screen), limit=POOL, columns=columns
-        )
-    if query.speaker:
-        candidates += index.text_matches("speaker", query.speaker, limit=POOL, columns=columns)
-    if query.entity:
-        candidates += index.text_matches(
-            "entity", entity_key(query.entity), limit=POOL, columns=columns
-        )
+    annotated = conditions != ["said"]  # the other conditions are scored on annotations
+    full = [*columns, "annotations"] if annotated else columns
+    said = query.said
+
+    def nearest() -> tuple[np.ndarray, list[Candidate]]:
+        vector = embedder.embed_query(said or "")
+        return vector, index.vector_matches(vector, limit=POOL, columns=columns)
+
+    def text(field: TextField, words: str) -> Callable[[], list[Candidate]]:
+        return lambda: index.text_matches(field, words, limit=POOL, columns=columns)
+
+    searches = [
+        *([text("said", normalize(said))] if said else []),
+        *([text("on_screen", normalize(query.on_screen))] if query.on_screen else []),
+        *([text("speaker", query.speaker)] if query.speaker else []),
+        *([text("entity", entity_key(query.entity))] if query.entity else []),
+    ]
+    # The searches run at once (the engines release the GIL): a query waits for the slowest,
+    # not for their sum.
+    pool = _pool()
+    near = pool.submit(copy_context().run, nearest) if said else None
+    found = [pool.submit(copy_context().run, search) for search in searches]
+    vector, matched = near.result() if near else (None, [])
+    lists = [f.result() for f in found]
+    # In the order they were always merged: words said, nearest, the other conditions.
+    candidates = [c for part in [*lists[:1], matched, *lists[1:]] for c in part]
     lead = conditions[0]
+    unique: dict[Key, Candidate] = {}
+    for match in candidates:
+        unique.setdefault(match.key, match)
     for said_floor in (SAID_FLOOR, 0.0):
         # When nothing said clears the floor where the other conditions hold (a phrase the
         # recogniser mangled, a loose paraphrase), the closest sentences there are the answer.
         scorer = _Scorer(query, vector, said_floor)
-        known: dict[tuple[str, int], _Scored] = {}
-        for match in candidates:
-            if match.key not in known:
-                known[match.key] = scorer.score(match)
+        if annotated:
+            maybe = [m for m in unique.values() if scorer.may_hold(m)]
+            unique |= {m.key: m for m in index.complete(maybe, ["annotations"])}
+        known = {key: scorer.score(match) for key, match in unique.items()}
         runs = _runs(known.values())
         if runs or not query.said:
             break
@@ -445,7 +504,7 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
     runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
     spans = {
         piece[0].key: _Span.of(piece, conditions)  # completed runs may meet
-        for run in _complete(runs, index, scorer, known, columns)
+        for run in _complete(runs, index, scorer, known, full)
         for piece in _pieces(run, lead)
     }
     best = sorted(spans.values(), key=_Span.rank)[:k]
