@@ -58,6 +58,7 @@ from media_assets.instance import local_instance_config
 from media_assets.manifest import read_manifest
 from media_assets.metrics import serve_metrics
 from resources import build_resources
+from resources.fetch import RUN_URLS_PER_TICK
 from tests.helpers import CHROMIUM, SensorDaemon, write_articles
 from tests.postgres import LocalPostgres, postgres_bin
 
@@ -340,7 +341,7 @@ def main() -> int:
     parser.add_argument("--urls", type=int, default=100_000)
     parser.add_argument("--page-lines", type=int, default=10_000)
     parser.add_argument(
-        "--run-urls", type=int, default=1_000, help="MEDIA_ASSETS_RUN_URLS_PER_TICK"
+        "--run-urls", type=int, default=RUN_URLS_PER_TICK, help="MEDIA_ASSETS_RUN_URLS_PER_TICK"
     )
     parser.add_argument("--render", type=int, default=10, help="URLs ingested for real first")
     parser.add_argument(

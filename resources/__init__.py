@@ -16,7 +16,7 @@
 - ``MEDIA_ASSETS_BATCH_SIZE``: partitions per sensor-launched run (default 50)
 - ``MEDIA_ASSETS_PAGE_LINES``: manifest lines the sensor reads per tick (default 10000)
 - ``MEDIA_ASSETS_RUN_URLS_PER_TICK``: URLs whose runs one sensor tick requests; the others
-  wait for the next ticks (default 1000)
+  wait for the next ticks (default 500)
 - ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
 - ``MEDIA_ASSETS_EMBED_PRECISION``: ``float32`` (default) or ``int8``: MiniLM's dense layers in
   int8, ~1.8x faster on a CPU, slightly lower retrieval (resources/embedder.py)

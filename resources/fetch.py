@@ -10,8 +10,9 @@ from media_assets.web.safety import AllowEntry
 
 # Partitions per run: the sensor's batches and the UI's backfills (media_assets/assets/common.py).
 BATCH_SIZE = 50
-# URLs whose runs a sensor tick requests: the daemon plans each run in the tick, a few ms a URL.
-RUN_URLS_PER_TICK = 1000
+# URLs whose runs a sensor tick requests: the daemon creates and plans each run inside the tick,
+# a cost per URL and per run (README, "100,000 URLs").
+RUN_URLS_PER_TICK = 500
 
 
 class FetchPolicy(dg.ConfigurableResource):
