@@ -18,7 +18,7 @@ import pytest
 from media_assets import cli
 from media_assets.assets.moments import index_moments, video_moments
 from media_assets.contracts import violation
-from media_assets.moments import MomentQuery, find_moments
+from media_assets.moments import ON_SCREEN_FLOOR, MomentQuery, find_moments
 from media_assets.video.frames import FrameSettings
 from media_assets.video.moments import (
     MAYBE,
@@ -325,15 +325,15 @@ SENTENCES = [
 SLIDES = [(0.0, 25.0, "Harvest Calendar"), (25.0, 60.0, "Extraction Tools")]
 
 
-def talk(key: str = KEY) -> Moments:
+def talk(key: str = KEY, slides: list[tuple[float, float, str]] = SLIDES) -> Moments:
     annotations = [
         SPEECH.annotation(key, "speaker", start, end, speaker)
         for start, end, speaker, _ in SENTENCES
     ]
     for start, end, _, text in SENTENCES:
         annotations += _words(start, end, text, key)
-    slides = [{"start_s": a, "end_s": b, "text": t} for a, b, t in SLIDES]
-    annotations += on_screen_annotations(key, slides, [], 5.0, 60.0, OCR_V1)
+    spans = [{"start_s": a, "end_s": b, "text": t} for a, b, t in slides]
+    annotations += on_screen_annotations(key, spans, [], 5.0, 60.0, OCR_V1)
     return fuse(key, annotations, 60.0)
 
 
@@ -436,6 +436,50 @@ def test_a_neighbouring_sentence_that_matches_less_well_is_not_merged(indexed, e
     # Buckets 7-12 ("we smoke the hive...") touch buckets 1-6 and 13-18; only the best is taken.
     (top, *_) = ask(indexed, embedder, said="when does the queen slow down")
     assert (top.start_s, top.end_s) == (13.1, 18.9)
+
+
+def test_a_text_on_screen_that_holds_the_row_separator_is_found_whole(index, embedder) -> None:
+    # A bucket's texts are stored joined by " | ", which is judged before its annotations are
+    # read: a slide whose own text holds " | " must still match as a whole.
+    tabs = "Extraction Tools | Safety Gear"
+    put(index, embedder, talk(slides=[(0.0, 25.0, "Harvest Calendar"), (25.0, 60.0, tabs)]))
+    asked = "extraction tools safety gear"
+    assert all(on_screen_similarity(asked, part) < ON_SCREEN_FLOOR for part in tabs.split(" | "))
+    (slide,) = ask(index, embedder, on_screen=asked)
+    assert slide.on_screen == [tabs] and (slide.start_s, slide.end_s) == (22.5, 60.0)
+    top = ask(index, embedder, said="honey harvest", on_screen=asked)[0]
+    assert (top.start_s, top.end_s) == (30.2, 35.6) and top.on_screen == [tabs]
+
+
+def test_rows_read_beside_a_run_or_by_their_handle_stay_exact_after_a_rewrite(
+    tmp_path: Path, embedder
+) -> None:
+    index = LanceDBMomentsIndex(uri=str(tmp_path / "index"))
+    put(index, embedder, talk())
+    put(index, embedder, talk(OTHER))
+    ranges = [(KEY, 28, 33), (OTHER, 55, 70)]  # the second runs past the video's end (59)
+    expected = sorted(
+        (c.key, c.row["context"], tuple(c.vector))
+        for c in index.windows(ranges, ["context", "vector"])
+    )
+    assert len(expected) == 6 + 5
+    found = index.text_matches("said", "honey harvest", limit=50, columns=["bucket"])
+    anchors = {c.key: c.ref for c in found}
+    assert anchors and None not in anchors.values()
+
+    def beside(handles: dict) -> list:
+        rows = index.windows(ranges, ["context", "vector"], handles)
+        return sorted((c.key, c.row["context"], tuple(c.vector)) for c in rows)
+
+    assert beside(anchors) == expected
+    # The video written again: its rows are new rows, the handles point at deleted ones.
+    put(index, embedder, talk())
+    assert beside(anchors) == expected
+    assert beside({(KEY, 30): 10**12, (OTHER, 0): 0}) == expected  # handles of nothing
+    read = index.complete(found, ["context", "source_url"])
+    assert [c.key for c in read] == [c.key for c in found]
+    contexts = {int(c.row["bucket"]): c.row["context"] for c in read if c.key[0] == KEY}
+    assert contexts[31] == "The honey harvest needs a dry day." and read[0].row["source_url"] == URL
 
 
 def test_the_command_line_wants_a_condition(capsys: pytest.CaptureFixture[str]) -> None:
