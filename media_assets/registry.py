@@ -199,16 +199,25 @@ def _indexed(store: ObjectStore, files: Iterable[str]) -> dict[str, dict[str, An
     return records
 
 
+def registered_keys(store: ObjectStore) -> list[str]:
+    """Every registered partition key, in order: one listing."""
+    return [key.rsplit("/", 1)[-1].removesuffix(".json") for key in store.list_keys(f"{PREFIX}/")]
+
+
+# Sources looked up one by one up to this many; more are read from the index at once.
+LOOKUPS = 1_000
+
+
+def sources_of(store: ObjectStore, partitions: Sequence[str]) -> list[Source]:
+    """The sources of registered ``partitions``: their records from the index (for many), and
+    from their own record where the index has none (registered before it) or for a few."""
+    indexed = _indexed(store, index_files(store)) if len(partitions) > LOOKUPS else {}
+    return [_source(p, indexed[p]) if p in indexed else lookup(store, p) for p in partitions]
+
+
 def all_sources(store: ObjectStore) -> list[Source]:
-    """Every registered source, in key order: the keys from one listing, their records from the
-    index, and from their own record where the index has none (registered before it)."""
-    indexed = _indexed(store, index_files(store))
-    sources = []
-    for key in store.list_keys(f"{PREFIX}/"):
-        partition = key.rsplit("/", 1)[-1].removesuffix(".json")
-        record = indexed.get(partition)
-        sources.append(_source(partition, record) if record else lookup(store, partition))
-    return sources
+    """Every registered source, in key order."""
+    return sources_of(store, registered_keys(store))
 
 
 def registered_after(store: ObjectStore, after: str | None) -> tuple[set[str], str | None]:

@@ -187,14 +187,17 @@ def current_status(store: ObjectStore, instance: dg.DagsterInstance) -> pd.DataF
         previous, built = stored
         registered, index_mark = registry.registered_after(store, built.get("registry"))
         changed = changed_partitions(instance, int(built["events"])) | registered
-        sources = registry.all_sources(store)
+        keys = registry.registered_keys(store)
         if index_mark is not None and len(registry.index_files(store)) > COMPACT_INDEX_FILES:
-            registry.compact_index(store, index_mark, (s.key for s in sources))
+            registry.compact_index(store, index_mark, keys)
         known = set(previous["partition_key"])
-        again = [s for s in sources if s.key in changed or s.key not in known]
-        current = {s.key for s in sources} - {s.key for s in again}
+        again = [k for k in keys if k in changed or k not in known]
+        current = set(keys) - set(again)
+        if not again and len(current) == len(previous):
+            return previous  # nothing to read again: the stored table and its marks stand
         kept = previous[previous["partition_key"].isin(current)]
-        fresh = _frame(_rows(store, again, listed=len(again) > len(sources) // 2))
+        sources = registry.sources_of(store, again)
+        fresh = _frame(_rows(store, sources, listed=len(again) > len(keys) // 2))
         frame = pd.concat([kept, fresh], ignore_index=True) if len(fresh) else kept
         frame = frame.sort_values("partition_key", ignore_index=True)
     write_status(store, frame, {"events": events, "registry": index_mark})

@@ -7,12 +7,12 @@ most of a minute there before adding them in one statement. Creating a run over 
 range then reads the whole set for each asset of the run (``get_partition_keys_in_range``): 100
 reads a tick of 20 runs, each of 100,000 keys at that size.
 
-``SnapshotPartitionChecks`` keeps the keys of a set it read whole for ``SNAPSHOT_S`` and answers
-reads and checks from them meanwhile; a burst of checks (more than ``BURST`` within
-``SNAPSHOT_S``) reads the set whole, while a lone check still takes the stock query, so a check
-in a step never pays for reading 100,000 keys. Adding or deleting partitions through the same
-storage drops the snapshot. Another process's change can be missed for up to ``SNAPSHOT_S``: the
-same race the daemon's own check-then-add has.
+``SnapshotPartitionChecks`` keeps the keys of a set it read whole for ``SNAPSHOT_S`` and serves
+reads of the set from them meanwhile; a burst of checks (more than ``BURST`` within
+``SNAPSHOT_S``) reads the set whole, while a lone check still takes the stock query, so a check in
+a step never pays for reading 100,000 keys. Adding or deleting partitions through the same storage
+drops the snapshot; another process's change can be missed for up to ``SNAPSHOT_S``: the same race
+the daemon's own check-then-add has.
 """
 
 from __future__ import annotations
@@ -38,13 +38,23 @@ class SnapshotPartitionChecks:
             state = self.__dict__.setdefault("_partition_state_", ({}, {}))
         return state
 
-    def _snapshot(self, partitions_def_name: str) -> tuple[Sequence[str], frozenset[str]] | None:
+    def _in_burst(self, partitions_def_name: str) -> bool:
+        """Counts a read of the set; True when it is one of more than ``BURST`` within
+        ``SNAPSHOT_S`` (a hot loop: the daemon's checks, a tick's run creation)."""
+        now = time.monotonic()
+        calls = self._partition_state()[1].setdefault(partitions_def_name, deque(maxlen=BURST))
+        calls.append(now)
+        return len(calls) == BURST and now - calls[0] < SNAPSHOT_S
+
+    def _snapshot(self, partitions_def_name: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
         snapshot = self._partition_state()[0].get(partitions_def_name)
         if snapshot is None or time.monotonic() - snapshot[0] >= SNAPSHOT_S:
             return None
         return snapshot[1], snapshot[2]
 
     def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
+        # A process that reads now and then (the code server evaluating the sensor, at most once
+        # per interval, never under a second) always finds its last read expired.
         snapshot = self._snapshot(partitions_def_name)
         if snapshot is not None:
             return list(snapshot[0])  # a copy, as a read from storage would be
@@ -54,16 +64,13 @@ class SnapshotPartitionChecks:
         return list(keys)
 
     def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
-        snapshot = self._snapshot(partitions_def_name)
-        if snapshot is not None:
-            return partition_key in snapshot[1]
-        now = time.monotonic()
-        recent = self._partition_state()[1]
-        calls: deque[float] = recent.setdefault(partitions_def_name, deque(maxlen=BURST))
-        calls.append(now)
-        if len(calls) < BURST or now - calls[0] >= SNAPSHOT_S:
+        if not self._in_burst(partitions_def_name):
             return super().has_dynamic_partition(partitions_def_name, partition_key)  # type: ignore[misc]
-        return partition_key in self.get_dynamic_partitions(partitions_def_name)
+        snapshot = self._snapshot(partitions_def_name)
+        if snapshot is None:
+            self.get_dynamic_partitions(partitions_def_name)
+            snapshot = self._snapshot(partitions_def_name)
+        return snapshot is not None and partition_key in snapshot[1]
 
     def _drop_snapshot(self, partitions_def_name: str) -> None:
         self._partition_state()[0].pop(partitions_def_name, None)

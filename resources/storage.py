@@ -121,10 +121,13 @@ class LocalObjectStore(ObjectStore):
         folder = self._path(prefix) if prefix else base
         if not folder.is_dir():
             return []
+        # os.walk and string paths: pathlib's rglob took 1.5 s for 30,000 keys.
+        start = len(str(base)) + 1
         return sorted(
-            p.relative_to(base).as_posix()
-            for p in folder.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            os.path.join(top, name)[start:].replace(os.sep, "/")
+            for top, _, names in os.walk(folder)
+            for name in names
+            if not name.startswith(".") and os.path.isfile(os.path.join(top, name))
         )
 
     def uri(self, key: str) -> str:

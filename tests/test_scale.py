@@ -22,6 +22,7 @@ from media_assets.dagster_compat import (
 from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
 from media_assets.postgres_events import BatchingPostgresEventLogStorage
+from resources import partition_checks
 from resources.storage import LocalObjectStore
 from sensors.manifest import MAX_RUNS_PER_TICK, IngestPlan, ManifestCursor, plan_ingest
 from tests.helpers import SensorDaemon
@@ -177,6 +178,7 @@ def test_a_burst_of_partition_checks_reads_the_set_once_and_sees_its_own_changes
         return stock_read(self, name)
 
     monkeypatch.setattr(SqliteEventLogStorage, "get_dynamic_partitions", get_dynamic_partitions)
+    monkeypatch.setattr(partition_checks, "SNAPSHOT_S", 60.0)  # a burst however slow the machine
     keys = [f"k{i}" for i in range(200)]
     overrides = local_instance_config(tmp_path)
     with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
