@@ -24,8 +24,10 @@ said, ``--queries`` of each after ``--warmup`` excluded ones. Said and on-screen
 from random rows (a part of the sentence spoken there, the slide with one letter misread now and
 then), so each query knows what its answer must hold; ``found`` is the share of queries whose
 top moment holds it (the same sentence is said in ~40 videos, so any of them is right). ``cpu``
-is the process's CPU time per query (all threads), which other users of the machine do not
-inflate as they do the wall-clock time.
+is the process's CPU time per query (all threads: a query's searches run at once), which other
+users of the machine inflate less than the wall-clock time. To compare two versions of the code
+on a shared machine, run them alternately in the same minutes (each run rewrites three videos,
+so the queries drawn by offset differ from one run to the next).
 
 Last line: buckets=<n> p50_ms=<> p95_ms=<>
 """
@@ -427,6 +429,7 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     writes = upsert_check(index, c, 3)
     print(f"upsert through replace_source: {', '.join(f'{s:.2f}' for s in writes)} s per video")
     buckets = index.open_table().count_rows()
+    print(f"vector search: nprobes {index.nprobes}, refine_factor {index.refine_factor}")
 
     latencies: dict[str, list[float]] = {}
     found: dict[str, int] = {}
