@@ -539,8 +539,9 @@ class LanceDBMomentsIndex(MomentsIndex):
 
         A video's buckets are written in order, so bucket ``b`` most often lies ``b - a`` rows
         past bucket ``a``: a take of those ids reads a few pages where a filter over the table
-        searches its indexes (~10x slower at 1M rows). Rows that are not where expected (a video
-        rewritten out of order, split between files, or no such bucket) are left to ``_where``."""
+        searches its indexes (2-8x slower at 1M rows, here). Rows that are not where expected (a
+        video rewritten out of order, split between files, or no such bucket) are left to
+        ``_where``."""
         near: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for (key, bucket), ref in anchors.items():
             if ref is not None:
