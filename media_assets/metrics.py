@@ -63,7 +63,8 @@ class PipelineCollector(Collector):
             "media_assets_fetch_retries", "Fetch attempts beyond the first", labels=["kind"]
         )
         if not frame.empty:
-            states = frame["state"].str.split(" at ").str[0]
+            # "failed at media" -> "failed", once per distinct state rather than per URL
+            states = frame["state"].map({s: s.split(" at ")[0] for s in frame["state"].unique()})
             for (kind, state), n in frame.groupby([frame["kind"], states]).size().items():
                 urls.add_metric([str(kind), str(state)], int(n))
             extra = (frame["fetch_attempts"].fillna(1) - 1).clip(lower=0)
