@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import asdict, dataclass, field
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -145,10 +145,8 @@ def _annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return _by_type(row.get("annotations") or "{}").get(kind, [])
 
 
-@lru_cache(maxsize=4096)
 def _by_type(annotations: str) -> dict[str, list[dict[str, Any]]]:
-    """A row's nested annotations by type, parsed once (a bucket is scored on several
-    conditions, and shown). Read only."""
+    """A row's nested annotations by type."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for by_model in json.loads(annotations).values():
         for a in by_model:
@@ -180,6 +178,15 @@ class _Scorer:
         self.said_terms = terms(query.said or "")
         self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
         self._lexical: dict[str, float] = {}  # a sentence's term coverage, once per sentence
+        # A row's annotations parsed once per query (a bucket is judged on several conditions);
+        # not across queries: thousands of parsed rows kept alive make every full GC slow.
+        self._parsed: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+    def annotations(self, row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        raw = row.get("annotations") or "{}"
+        if raw not in self._parsed:
+            self._parsed[raw] = _by_type(raw)
+        return self._parsed[raw].get(kind, [])
 
     def said(self, row: dict[str, Any], vector: np.ndarray) -> tuple[float, bool, Any]:
         if not row.get("context"):
@@ -210,7 +217,7 @@ class _Scorer:
 
     def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
         best, holds, extent = 0.0, False, None
-        for shown in _annotations(row, "on_screen"):
+        for shown in self.annotations(row, "on_screen"):
             text = shown["text"]
             similarity = self._similarity(text)
             holds = holds or similarity >= ON_SCREEN_FLOOR
@@ -224,7 +231,7 @@ class _Scorer:
         return bool(wanted) and wanted <= set(name.lower().split())
 
     def speaker(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
-        turns = [t for t in _annotations(row, "speaker") if self._named(t["text"])]
+        turns = [t for t in self.annotations(row, "speaker") if self._named(t["text"])]
         if not turns:
             return 0.0, False, None
         return 1.0, True, (min(t["start_s"] for t in turns), max(t["end_s"] for t in turns))
@@ -233,7 +240,9 @@ class _Scorer:
         wanted = f" {entity_key(self.query.entity or '')} "
         if not wanted.strip() or wanted not in (row.get("entity_terms") or ""):
             return 0.0, False, None
-        named = [a for a in _annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "]
+        named = [
+            a for a in self.annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "
+        ]
         if not named:
             return 1.0, True, None
         return 1.0, True, (min(a["start_s"] for a in named), max(a["end_s"] for a in named))

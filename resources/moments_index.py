@@ -561,16 +561,21 @@ class LanceDBMomentsIndex(MomentsIndex):
     def _where(
         self, table: Any, ranges: Sequence[tuple[str, int, int]], columns: Columns
     ) -> list[Candidate]:
-        if not ranges:
-            return []
-        # One scan for all: the source_key index picks each video's rows.
-        where = " OR ".join(
-            f"(source_key = {_check_keys([key])} AND bucket >= {first} AND bucket <= {last})"
-            for key, first, last in ranges
-        )
-        limit = sum(last - first + 1 for _, first, last in ranges)
-        query = self._select(table.search().where(where).limit(limit), columns)
-        return self._matches(query.to_arrow(), None)
+        # One filter per bucket range, for all the videos that ask for it: the indexes answer
+        # ``source_key IN (..) AND bucket`` in a range (3-10 ms at 1M rows); an OR of ranges
+        # that differ is answered by scanning, through the whole table when fewer rows than
+        # asked for exist (a window past a video's end: 0.1-0.5 s).
+        by_range: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for key, first, last in ranges:
+            by_range[(first, last)].append(key)
+        found = []
+        for (first, last), keys in by_range.items():
+            where = (
+                f"source_key IN ({_check_keys(keys)}) AND bucket >= {first} AND bucket <= {last}"
+            )
+            query = table.search().where(where).limit(len(keys) * (last - first + 1))
+            found += self._matches(self._select(query, columns).to_arrow(), None)
+        return found
 
     def complete(self, found: Sequence[Candidate], columns: Sequence[str]) -> list[Candidate]:
         todo = [c for c in found if c.lacks(columns)]
