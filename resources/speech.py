@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from media_assets.video.frames import ocr_tesseract
-from media_assets.video.speakers import DiarizationSettings, Turn, diarize
-from media_assets.video.speech import Transcript, default_whisper_dir, transcribe_faster_whisper
+# The stage code each engine drives (and its libraries: Pillow, numpy, webvtt) is imported when
+# the engine runs: building these resources, as every process that loads the code location does,
+# needs none of it.
+if TYPE_CHECKING:
+    from media_assets.video.speakers import Turn
+    from media_assets.video.speech import Transcript
 
 
 class SpeechToText(dg.ConfigurableResource, ABC):
@@ -36,6 +40,8 @@ class FasterWhisperSpeech(SpeechToText):
 
     @property
     def _dir(self) -> str:
+        from media_assets.video.speech import default_whisper_dir
+
         return self.model_dir or default_whisper_dir()
 
     @property
@@ -44,6 +50,8 @@ class FasterWhisperSpeech(SpeechToText):
         return f"faster-whisper:{name}:{self.compute_type}"
 
     def transcribe(self, audio_16k: Path) -> Transcript:
+        from media_assets.video.speech import transcribe_faster_whisper
+
         return transcribe_faster_whisper(
             audio_16k, self._dir, self.language, self.compute_type, self.cpu_threads, self.beam_size
         )
@@ -71,6 +79,8 @@ class ResemblyzerDiarizer(Diarizer):
         return f"silero+resemblyzer:rate{self.window_rate}"
 
     def diarize(self, audio_16k: Path) -> list[Turn]:
+        from media_assets.video.speakers import DiarizationSettings, diarize
+
         return diarize(
             audio_16k,
             DiarizationSettings(window_rate=self.window_rate, max_speakers=self.max_speakers),
@@ -98,4 +108,6 @@ class TesseractVision(Vision):
         return f"tesseract:{self.language}"
 
     def read(self, image: Path) -> str:
+        from media_assets.video.frames import ocr_tesseract
+
         return ocr_tesseract(image, self.language)
