@@ -55,22 +55,23 @@ class SnapshotPartitionChecks:
     def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
         # A process that reads now and then (the code server evaluating the sensor, at most once
         # per interval, never under a second) always finds its last read expired.
-        snapshot = self._snapshot(partitions_def_name)
-        if snapshot is not None:
-            return list(snapshot[0])  # a copy, as a read from storage would be
+        snapshot = self._snapshot(partitions_def_name) or self._read(partitions_def_name)
+        return list(snapshot[0])  # a copy, as a read from storage would be
+
+    def _read(self, partitions_def_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The set read whole, kept as the snapshot; returned whatever its age by the time the
+        read ends (a read of 100,000 keys can take longer than SNAPSHOT_S on a loaded machine)."""
         started = time.monotonic()  # the snapshot's age counts from before the read
         keys = tuple(super().get_dynamic_partitions(partitions_def_name))  # type: ignore[misc]
-        self._partition_state()[0][partitions_def_name] = (started, keys, frozenset(keys))
-        return list(keys)
+        members = frozenset(keys)
+        self._partition_state()[0][partitions_def_name] = (started, keys, members)
+        return keys, members
 
     def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
         if not self._in_burst(partitions_def_name):
             return super().has_dynamic_partition(partitions_def_name, partition_key)  # type: ignore[misc]
-        snapshot = self._snapshot(partitions_def_name)
-        if snapshot is None:
-            self.get_dynamic_partitions(partitions_def_name)
-            snapshot = self._snapshot(partitions_def_name)
-        return snapshot is not None and partition_key in snapshot[1]
+        snapshot = self._snapshot(partitions_def_name) or self._read(partitions_def_name)
+        return partition_key in snapshot[1]
 
     def _drop_snapshot(self, partitions_def_name: str) -> None:
         self._partition_state()[0].pop(partitions_def_name, None)

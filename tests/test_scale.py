@@ -192,6 +192,28 @@ def test_a_burst_of_partition_checks_reads_the_set_once_and_sees_its_own_changes
         assert instance.has_dynamic_partition("pages", keys[199])
 
 
+def test_a_partition_check_in_a_burst_holds_when_the_read_outlasts_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of 100,000 keys on a loaded machine can take longer than the snapshot lives: the
+    keys it read still answer the check that asked for them (they once answered "missing", and
+    the daemon failed to create a run over partitions added ticks before)."""
+    clock = [0.0]
+    monkeypatch.setattr(partition_checks.time, "monotonic", lambda: clock[0])
+    stock_read = SqliteEventLogStorage.get_dynamic_partitions
+
+    def slow_read(self: SqliteEventLogStorage, name: str) -> Sequence[str]:
+        clock[0] += 2 * partition_checks.SNAPSHOT_S
+        return stock_read(self, name)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "get_dynamic_partitions", slow_read)
+    overrides = local_instance_config(tmp_path)
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
+        instance.add_dynamic_partitions("pages", ["a", "b"])
+        checks = [instance.has_dynamic_partition("pages", "a") for _ in range(40)]
+        assert all(checks) and clock[0] > 0  # the burst's reads ran, and each answered
+
+
 def run_keys_of(plan: IngestPlan, ordered: list[str]) -> list[str]:
     """The partition keys of a plan's ingest runs, range by range over ``ordered``."""
     keys = []
