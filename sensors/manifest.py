@@ -11,8 +11,9 @@ A tick registers every new URL of its page as a partition (cheap), but requests 
 inside the tick, planning every asset and partition of it (a few rows per URL), so that is where
 a tick's time goes. The URLs left over wait in the cursor (``PendingRuns``: a range of the
 partition set, a few keys each) and the next ticks request them, oldest first, before the runs of
-their own new URLs: no URL is requested twice (a retried tick plans the same run keys from the
-same cursor) and none is lost.
+their own new URLs: no URL is requested twice (a retried tick plans the same run key for the
+same URLs from the same cursor) and none is lost. An evaluation that took much of the tick's
+target (``TICK_TARGET_S``) leaves the runs less of their budget (``run_budget``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ SETTLED_S = 2.0
 # Runs one tick requests per kind at most: more URLs than this many batches get larger batches.
 # The daemon creates each run in the tick (its own database on SQLite, 0.1-0.7 s a run).
 MAX_RUNS_PER_TICK = 20
+# What a tick aims at, well inside the daemon's 60 s: an evaluation that took a large part of it
+# (the last page of a pass parses the whole file for removals, ~5 s at 100,000 lines) leaves
+# the runs that share of their budget, since the daemon creates them within the same tick.
+TICK_TARGET_S = 10.0
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -316,6 +321,15 @@ def plan_ingest(
     return plan
 
 
+def run_budget(run_urls: int, spent_s: float) -> int:
+    """URLs whose runs a tick requests after an evaluation of ``spent_s``: all ``run_urls`` while
+    the evaluation took under a quarter of ``TICK_TARGET_S``, then the share of the target it
+    left (at least one URL: a tick's first batch always moves)."""
+    if spent_s < TICK_TARGET_S / 4:
+        return run_urls
+    return max(1, int(run_urls * max(0.0, 1 - spent_s / TICK_TARGET_S)))
+
+
 def _request(
     pending: PendingRuns, keys: list[str], budget: int | None, *, first: bool
 ) -> tuple[list[dg.RunRequest], list[str]]:
@@ -346,6 +360,7 @@ def manifest_sensor(
         return dg.SkipReason(
             "no manifest configured: set MEDIA_ASSETS_MANIFEST to a .jsonl or .csv"
         )
+    started = time.monotonic()
     try:
         data = read_manifest_bytes(manifest.path)
         settled = time.time() - Path(manifest.path).stat().st_mtime >= SETTLED_S
@@ -391,7 +406,7 @@ def manifest_sensor(
         listing=listing,
         remove=ends_pass,
         tags={MANIFEST_BYTES_TAG: f"{page.start}-{page.end}"},
-        run_urls=manifest.run_urls_per_tick,
+        run_urls=run_budget(manifest.run_urls_per_tick, time.monotonic() - started),
         owed=cursor.pending,
     )
     for lost in plan.lost:
@@ -423,4 +438,5 @@ __all__ = [
     "counted",
     "manifest_sensor",
     "plan_ingest",
+    "run_budget",
 ]

@@ -24,7 +24,14 @@ from media_assets.manifest import parse_manifest, read_manifest
 from media_assets.postgres_events import BatchingPostgresEventLogStorage
 from resources import partition_checks
 from resources.storage import LocalObjectStore
-from sensors.manifest import MAX_RUNS_PER_TICK, IngestPlan, ManifestCursor, plan_ingest
+from sensors.manifest import (
+    MAX_RUNS_PER_TICK,
+    TICK_TARGET_S,
+    IngestPlan,
+    ManifestCursor,
+    plan_ingest,
+    run_budget,
+)
 from tests.helpers import SensorDaemon
 from tests.postgres import postgres_bin, running_postgres
 
@@ -354,3 +361,16 @@ def test_postgres_event_log_writes_a_runs_plans_in_one_batch_and_marks_failures(
             assert sorted(partitions) == sorted(keys) and one_by_one == []
             status = instance.get_status_by_partition(dg.AssetKey("first"), keys, pages)
             assert status is not None and set(status.values()) == {dg.AssetPartitionStatus.FAILED}
+
+
+def test_a_slow_evaluation_leaves_the_runs_the_rest_of_the_ticks_target() -> None:
+    assert run_budget(500, 0.3) == 500, "a quick evaluation keeps the whole budget"
+    assert run_budget(500, TICK_TARGET_S / 2) == 250
+    assert run_budget(500, TICK_TARGET_S * 3) == 1, "the first batch still moves"
+    # Same batches whatever the budget, so a retried tick requests the same run keys.
+    text = "".join(f'{{"url": "https://example.org/{i}"}}\n' for i in range(400))
+    manifest = parse_manifest(text, "jsonl")
+    full = plan_ingest(manifest, {}, 50, "1.0", run_urls=run_budget(400, 0.1), remove=False)
+    slow = plan_ingest(manifest, {}, 50, "1.0", run_urls=run_budget(400, 6.0), remove=False)
+    assert len(slow.ingest_runs) < len(full.ingest_runs)
+    assert {r.run_key for r in slow.ingest_runs} < {r.run_key for r in full.ingest_runs}
