@@ -132,11 +132,13 @@ def _manifest_entries(path: str, wanted: set[str]) -> list[ManifestEntry]:
     return [e for e in manifest.entries if e.key in wanted]
 
 
-def register_from_manifest(store: ObjectStore, partitions: Iterable[str]) -> dict[str, Source]:
-    """Register the entries of the watched manifest (``MEDIA_ASSETS_MANIFEST``) whose keys are
-    among ``partitions``; returns their sources."""
+def register_from_manifest(
+    store: ObjectStore, partitions: Iterable[str], manifest_path: str | None
+) -> dict[str, Source]:
+    """Register the entries of the watched manifest (``manifest_path``, from
+    ``MEDIA_ASSETS_MANIFEST``) whose keys are among ``partitions``; returns their sources."""
     wanted = set(partitions)
-    path = os.environ.get(MANIFEST_ENV)
+    path = manifest_path
     if not wanted or not path:
         return {}
     try:
@@ -150,6 +152,7 @@ def register_from_manifest(store: ObjectStore, partitions: Iterable[str]) -> dic
 def resolve(
     store: ObjectStore,
     partitions: Sequence[str],
+    manifest_path: str | None = None,
 ) -> tuple[dict[str, Source], dict[str, dict[str, object]]]:
     """Sources of the partitions that have one (registered now from the watched manifest when
     they were not yet), and a failed record for each that has none, so one unknown key fails
@@ -161,7 +164,7 @@ def resolve(
             found[partition] = lookup(store, partition)
         except UnknownPartitionError:
             unknown.append(partition)
-    found |= register_from_manifest(store, unknown)
+    found |= register_from_manifest(store, unknown, manifest_path)
     missing: dict[str, dict[str, object]] = {
         p: {"status": Status.FAILED, "source_url": None, "error": str(UnknownPartitionError(p))}
         for p in unknown

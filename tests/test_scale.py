@@ -264,22 +264,19 @@ def test_runs_past_a_ticks_budget_are_owed_in_the_cursor_and_requested_once() ->
     assert lost.ingest_runs == [] and "backfill" in lost.lost[0]
 
 
-def test_a_run_registers_its_urls_from_its_page_of_the_manifest(
-    tmp_path: Path, monkeypatch
-) -> None:
+def test_a_run_registers_its_urls_from_its_page_of_the_manifest(tmp_path: Path) -> None:
     lines = [json.dumps({"url": f"https://example.com/r/{i}"}) + "\n" for i in range(6)]
     head = "".join(lines[:2]).encode()
     page = "".join(lines[2:4]).encode()
     # Past the page the file is unreadable as a whole (a NUL byte): only the page can serve.
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_bytes(head + page + b"\x00" + "".join(lines[4:]).encode())
-    monkeypatch.setenv("MEDIA_ASSETS_MANIFEST", str(manifest))
     wanted = [e.key for e in parse_manifest("".join(lines[2:4]), "jsonl").entries]
     store = LocalObjectStore(root=str(tmp_path / "store"))
 
     @dg.asset
     def registers() -> list[str]:
-        return sorted(registry.register_from_manifest(store, wanted))
+        return sorted(registry.register_from_manifest(store, wanted, str(manifest)))
 
     tags = {registry.MANIFEST_BYTES_TAG: f"{len(head)}-{len(head) + len(page)}"}
     with dg.instance_for_test() as instance:

@@ -115,12 +115,10 @@ def test_a_run_registers_unknown_keys_from_the_watched_manifest(
     manifest.write_text(manifest_of([listed]))
     keys = [partition_key(listed), partition_key(unlisted)]
 
-    monkeypatch.delenv(registry.MANIFEST_ENV, raising=False)
-    found, failed = registry.resolve(store, keys)
+    found, failed = registry.resolve(store, keys)  # no manifest watched
     assert found == {} and set(failed) == set(keys)
 
-    monkeypatch.setenv(registry.MANIFEST_ENV, str(manifest))
-    found, failed = registry.resolve(store, keys)
+    found, failed = registry.resolve(store, keys, str(manifest))
     assert found[keys[0]].url == listed and registry.lookup(store, keys[0]).url == listed
     assert list(failed) == [keys[1]] and failed[keys[1]]["status"] == "failed"
     assert registry.MANIFEST_ENV in str(failed[keys[1]]["error"])

@@ -250,6 +250,7 @@ def source_stage(
     store: ObjectStore,
     work: Callable[[Checkpoints, dict[str, str]], Mapping[str, Record]],
     *,
+    manifest_path: str | None = None,
     reuse_on_refresh: bool = True,
     preview: Callable[[Record], dict[str, Any]] | None = None,
     finish: Callable[[dict[str, Record]], None] | None = None,
@@ -257,8 +258,9 @@ def source_stage(
     """The body of a chain's first stage, whose input is the URL itself: each partition's URL
     from the registry, its stored record reused while the URL is the same, ``work(checkpoints,
     {url: partition})`` for the rest. ``reuse_on_refresh=False``: a run tagged refresh reuses
-    nothing, successes included. ``finish`` sees every record before the output is made."""
-    sources, records = registry.resolve(store, context.partition_keys)
+    nothing, successes included. ``finish`` sees every record before the output is made.
+    Partitions not registered yet are registered from the watched manifest (``manifest_path``)."""
+    sources, records = registry.resolve(store, context.partition_keys, manifest_path)
     checkpoints = Checkpoints(context, store)
     refresh_all = checkpoints.retry and not reuse_on_refresh
     todo: dict[str, str] = {}

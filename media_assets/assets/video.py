@@ -37,7 +37,7 @@ from media_assets.web.safety import AddressPolicy, BlockedURLError, DNSLookupErr
 from partitions import videos
 from resources.embedder import Embedder
 from resources.enrichment import TextEnrichment
-from resources.fetch import FetchPolicy
+from resources.fetch import FetchPolicy, ManifestSource
 from resources.speech import Diarizer, SpeechToText, Vision
 from resources.storage import ObjectStore
 from resources.video import VideoPolicy
@@ -96,6 +96,7 @@ def video_info(
     fetch_policy: FetchPolicy,
     video_policy: VideoPolicy,
     object_store: ObjectStore,
+    manifest: ManifestSource,
 ) -> dg.Output:
     """yt-dlp's metadata without the media: title, uploader, duration, chapters, caption tracks.
     One ``YoutubeDL`` serves the whole batch."""
@@ -119,6 +120,7 @@ def video_info(
         context,
         object_store,
         extract,
+        manifest_path=manifest.path or None,
         preview=lambda r: {"title": r.get("title") or "", "extractor": r.get("extractor") or ""},
     )
 

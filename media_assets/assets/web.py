@@ -19,7 +19,7 @@ from media_assets.web.documents import page_elements_record
 from media_assets.web.render import RenderResult, render_batch
 from partitions import web_pages
 from resources.enrichment import TextEnrichment
-from resources.fetch import BrowserResource, FetchPolicy
+from resources.fetch import BrowserResource, FetchPolicy, ManifestSource
 from resources.index import VectorIndex
 from resources.storage import ObjectStore
 
@@ -53,6 +53,7 @@ def rendered_page(
     fetch_policy: FetchPolicy,
     object_store: ObjectStore,
     vector_index: VectorIndex,
+    manifest: ManifestSource,
 ) -> dg.Output:
     """The page as Chromium rendered it (scripts run), after robots.txt and address checks.
 
@@ -89,6 +90,7 @@ def rendered_page(
         context,
         object_store,
         render,
+        manifest_path=manifest.path or None,
         reuse_on_refresh=False,
         preview=_render_preview,
         finish=drop_gone,
