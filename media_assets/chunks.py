@@ -6,8 +6,10 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 from urllib.parse import quote
+
+from media_assets.records import StageRecord
 
 PIPELINE_VERSION = "0.1.0"
 SECTION_SEPARATOR = " > "
@@ -70,3 +72,27 @@ def text_fragment(url: str, text: str, words: int = 8) -> str:
     # Text fragments reserve '-', '&' and ',' as syntax; quote() leaves '-' alone.
     encoded = quote(snippet, safe="").replace("-", "%2D")
     return f"{url.split('#')[0]}#:~:text={encoded}"
+
+
+class EmbeddingsRecord(StageRecord):
+    """A source's record in the embeddings stage (web or video): which model embedded its
+    chunks, how many went to the model and how many kept the vector of an unchanged text. The
+    vectors (with each chunk's content class) are the ``vectors`` table, stored as a Parquet
+    sidecar; ``topics`` counts the classes."""
+
+    model: str
+    chunks: int
+    embedded: int
+    vectors_reused: int
+    vectors: NotRequired[Any]  # a pandas DataFrame: chunk_id, content_sha256, vector, topic…
+    topics: NotRequired[dict[str, int]]
+
+
+class IndexRowsRecord(StageRecord):
+    """A source's record in the index stage: how many rows it has there, from which model, the
+    ids of its chunks, and its content classes counted."""
+
+    rows: int
+    model: str
+    chunk_ids: list[str]
+    topics: dict[str, int]

@@ -19,6 +19,7 @@ from media_assets.video.moments import (
     Engines,
     ModelId,
     Moments,
+    MomentsIndexRecord,
     moment_rows,
     moments_record,
 )
@@ -85,7 +86,9 @@ def video_moments(
     )
 
 
-def index_moments(key: str, source: Record, embedder: Embedder, index: MomentsIndex) -> Record:
+def index_moments(
+    key: str, source: Record, embedder: Embedder, index: MomentsIndex
+) -> MomentsIndexRecord:
     """One row per bucket in the moments index, upserted by (source_key, bucket); each row's
     vector is its spoken sentence's (a sentence is embedded once for all its buckets)."""
     info = source["video_info"]
@@ -109,15 +112,15 @@ def index_moments(key: str, source: Record, embedder: Embedder, index: MomentsIn
         ],
         np.vstack([vectors[row.context] for row in rows]),
     )
-    return {
-        "status": Status.OK,
-        "source_url": source["source_url"],
-        "rows": len(rows),
-        "sentences": len([s for s in sentences if s]),
-        "upserted": write.upserted,
-        "deleted": write.deleted,
-        "embedding_model": embedder.model_id,
-    }
+    return MomentsIndexRecord(
+        status=Status.OK,
+        source_url=source["source_url"],
+        rows=len(rows),
+        sentences=len([s for s in sentences if s]),
+        upserted=write.upserted,
+        deleted=write.deleted,
+        embedding_model=embedder.model_id,
+    )
 
 
 @url_asset(partitions_def=videos, group_name="video", code_version="1", kinds={"python"})

@@ -21,7 +21,7 @@ from media_assets.assets.common import (
     skipped,
     url_asset,
 )
-from media_assets.chunks import embedding_text
+from media_assets.chunks import EmbeddingsRecord, IndexRowsRecord, embedding_text
 from media_assets.names import ENGINE_TAG, Status
 from resources.embedder import Embedder
 from resources.enrichment import TextEnrichment
@@ -105,6 +105,7 @@ def embed_records(
     import pandas as pd  # here, not at import: most processes never build these tables
 
     records: dict[str, Record] = {}
+    typed: dict[str, EmbeddingsRecord] = {}  # the records made here, which get their vectors
     pending: list[tuple[str, int, str]] = []  # (partition, row, text) still to embed
     frames: dict[str, pd.DataFrame] = {}
     for key, record in chunks.items():
@@ -141,15 +142,16 @@ def embed_records(
         new = [i for i, c in enumerate(rows) if c["content_sha256"] not in known]
         pending.extend((key, i, embedding_text(rows[i])) for i in new)
         frames[key] = frame
-        records[key] = {
-            "status": Status.OK,
-            "source_url": record.get("source_url"),
-            "model": embedder.model_id,
-            "chunks": len(rows),
-            "embedded": len(new),
-            "vectors_reused": len(rows) - len(new),
-            "input_sha256": sha,
-        }
+        records[key] = made = EmbeddingsRecord(
+            status=Status.OK,
+            source_url=record.get("source_url"),
+            model=embedder.model_id,
+            chunks=len(rows),
+            embedded=len(new),
+            vectors_reused=len(rows) - len(new),
+            input_sha256=sha,
+        )
+        typed[key] = made
     if pending:
         vectors = embedder.embed_documents([text for _, _, text in pending])
         for (key, row, _), vector in zip(pending, vectors, strict=True):
@@ -162,8 +164,8 @@ def embed_records(
         classes = enrich.classify(matrix, prototypes) if len(frame) else []
         frame["topic"] = [c for c, _ in classes]
         frame["topic_score"] = [s for _, s in classes]
-        records[key]["vectors"] = frame
-        records[key]["topics"] = dict(Counter(frame["topic"]))
+        typed[key]["vectors"] = frame
+        typed[key]["topics"] = dict(Counter(frame["topic"]))
     return records
 
 
@@ -207,16 +209,16 @@ def index_records(
             rows.append(index_row(chunk, topic, score, emb["model"]))
             vectors.append(np.asarray(by_chunk[chunk["chunk_id"]], dtype=np.float32))
         replace.append(key)
-        records[key] = {
-            "status": Status.OK,
-            "source_url": emb.get("source_url"),
-            "rows": len(source_chunks),
-            "model": emb["model"],
-            "chunk_ids": [c["chunk_id"] for c in source_chunks],
-            "topics": dict(Counter(str(r["topic"]) for r in rows[-len(source_chunks) :]))
+        records[key] = IndexRowsRecord(
+            status=Status.OK,
+            source_url=emb.get("source_url"),
+            rows=len(source_chunks),
+            model=emb["model"],
+            chunk_ids=[c["chunk_id"] for c in source_chunks],
+            topics=dict(Counter(str(r["topic"]) for r in rows[-len(source_chunks) :]))
             if source_chunks
             else {},
-        }
+        )
     matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
     if vectors:  # a model whose vectors the index cannot hold is a configuration error
         index.check_dimension(matrix.shape[1], str(rows[0]["embedding_model"]))

@@ -675,6 +675,17 @@ class VideoMomentsRecord(StageRecord):
     pii_dropped: int
 
 
+class MomentsIndexRecord(StageRecord):
+    """A video's record in the moments index stage: its rows (one a second), the sentences
+    embedded for them, what the upsert wrote and deleted, and the model of the vectors."""
+
+    rows: int
+    sentences: int
+    upserted: int
+    deleted: int
+    embedding_model: str
+
+
 def moments_record(
     key: str,
     source: Mapping[str, Any],
