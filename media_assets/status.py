@@ -179,8 +179,7 @@ def current_status(store: ObjectStore, instance: dg.DagsterInstance) -> pd.DataF
     events = instance.event_log_storage.get_maximum_record_id() or 0
     stored = read_status(store)
     if stored is None:
-        sources = registry.all_sources(store)
-        frame = _frame(_rows(store, sources, listed=True))
+        frame = status_frame(store)
         newest = registry.index_files(store)[-1:] or [None]
         index_mark = newest[0]
     else:
