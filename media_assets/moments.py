@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -41,6 +41,7 @@ import numpy as np
 
 from media_assets.enrich import entity_key
 from media_assets.video.chunk import deep_link
+from media_assets.video.moments import CARD_FIELDS, SPAN_TYPES
 from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
 from resources.embedder import Embedder
 from resources.moments_index import Candidate, MomentsIndex, TextField
@@ -65,16 +66,19 @@ POOL = 300
 GROW = 30
 NEAR = 5  # the first fetch beside each run: most end within a few buckets of the candidates
 MAX_GROW = 1800  # half an hour of 1 s buckets on either side
-# The columns a bucket is first judged by, for each condition. A row's annotations (every model's
-# output, most of its bytes) are read only for the buckets that may hold every condition, and the
-# rest of it (its links) for the moments returned: at 1M rows, reading is most of a query.
+# The columns a bucket is first judged by, for each condition. The rest of what a query reads of
+# a bucket, its ``card`` (where it lies, what is said and shown there, the spans of the other
+# conditions), is read only for the buckets that may hold every condition and for the moments
+# that may be returned: at 1M rows, reading a column of rows scattered over the table costs a
+# search a few milliseconds, and reading is most of a query. (The vector search's candidates
+# come with their cosine: their vectors are not read.)
 SCORED_BY: dict[str, tuple[str, ...]] = {
-    "said": ("context", "said_terms", "context_start_s", "context_end_s", "vector"),
+    "said": ("said_terms", "vector"),
     "on_screen": ("on_screen",),
     "speaker": ("speaker_names",),
     "entity": ("entity_terms",),
 }
-SHOWN = ("source_url", "title", "extractor", "context", "annotations")
+CARD = ("card",)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,6 @@ class _Scored:
     row: dict[str, Any]
     scores: dict[str, float]
     holds: bool
-    extent: tuple[float, float] | None  # where the leading condition's evidence lies
     ref: Any = None  # the index's handle on the row, to read the rest of it
 
     @property
@@ -139,19 +142,43 @@ class _Scored:
 
 
 Key = tuple[str, int]  # (source_key, bucket)
+Extent = tuple[float, float] | None  # where a condition's evidence lies in a bucket
 
 
-def _annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return _by_type(row.get("annotations") or "{}").get(kind, [])
-
-
-def _by_type(annotations: str) -> dict[str, list[dict[str, Any]]]:
-    """A row's nested annotations by type."""
+def _by_type(annotations: str, kinds: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Nested annotations (``{model: [annotation, ...]}``) of ``kinds``, by type."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for by_model in json.loads(annotations).values():
         for a in by_model:
-            grouped[a["type"]].append(a)
+            if a["type"] in kinds:
+                grouped[a["type"]].append(a)
     return dict(grouped)
+
+
+def _read(
+    index: MomentsIndex, found: Sequence[Candidate], columns: Sequence[str]
+) -> list[Candidate]:
+    """``found`` with ``columns`` read too."""
+    found = index.complete(found, columns)
+    return _cards(index, found) if "card" in columns else found
+
+
+def _cards(index: MomentsIndex, found: list[Candidate]) -> list[Candidate]:
+    """``found``, read with their ``card``, each row with the card's fields and ``spans``.
+    The rows of an index written before that column read them from their own columns."""
+    legacy = [c for c in found if not isinstance(c.row.get("card"), str) and "spans" not in c.row]
+    old = {c.key: c for c in index.complete(legacy, [*CARD_FIELDS, "annotations"])}
+    out = []
+    for c in found:
+        if "spans" in c.row:
+            out.append(c)
+        elif c.key in old:
+            row = old[c.key].row
+            spans = _by_type(row.get("annotations") or "{}", SPAN_TYPES)
+            out.append(replace(c, row={**row, "card": None, "spans": spans}))
+        else:
+            out.append(replace(c, row={**json.loads(c.row["card"]), **c.row}))
+    return out
 
 
 def _joined(column: Any, most: int = 8) -> list[str] | None:
@@ -170,39 +197,54 @@ def _joined(column: Any, most: int = 8) -> list[str] | None:
 
 
 class _Scorer:
-    def __init__(self, query: MomentQuery, vector: np.ndarray | None, said_floor: float):
+    def __init__(
+        self,
+        query: MomentQuery,
+        vector: np.ndarray | None,
+        said_floor: float,
+        cosines: dict[Key, float],
+    ):
         self.query = query
         self.said_floor = said_floor
         self.conditions = query.conditions
         self.vector = None if vector is None else vector / (float(np.linalg.norm(vector)) or 1.0)
+        # The vector search's candidates' (found without their vectors), and the others' once
+        # computed: a bucket is judged before and after its spans are read.
+        self.cosines = dict(cosines)
         self.said_terms = terms(query.said or "")
         self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
         self._lexical: dict[str, float] = {}  # a sentence's term coverage, once per sentence
-        # A row's annotations parsed once per query (a bucket is judged on several conditions);
-        # not across queries: thousands of parsed rows kept alive make every full GC slow.
-        self._parsed: dict[str, dict[str, list[dict[str, Any]]]] = {}
 
-    def annotations(self, row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-        raw = row.get("annotations") or "{}"
-        if raw not in self._parsed:
-            self._parsed[raw] = _by_type(raw)
-        return self._parsed[raw].get(kind, [])
+    @staticmethod
+    def annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        """A bucket's spans of ``kind`` (none before its card is read)."""
+        return row.get("spans", {}).get(kind, [])
 
-    def said(self, row: dict[str, Any], vector: np.ndarray) -> tuple[float, bool, Any]:
-        if not row.get("context"):
-            return 0.0, False, None
-        sentence = row.get("said_terms") or ""
+    def _cosine(self, match: Candidate) -> float:
+        key = match.key
+        if key not in self.cosines:
+            vector = match.vector
+            norm = 0.0 if vector is None else float(np.linalg.norm(vector))
+            self.cosines[key] = (
+                float(np.dot(vector, self.vector)) / norm
+                if norm and self.vector is not None
+                else 0.0
+            )
+        return self.cosines[key]
+
+    def said(self, match: Candidate) -> tuple[float, bool]:
+        sentence = match.row.get("said_terms") or ""
+        if not sentence:  # nothing said here (or nothing but symbols)
+            return 0.0, False
         if sentence not in self._lexical:  # a sentence spans several buckets
             self._lexical[sentence] = term_coverage(self.said_terms, terms(sentence))
         lexical = self._lexical[sentence]
-        norm = float(np.linalg.norm(vector))
-        cosine = (
-            float(np.dot(vector, self.vector)) / norm if norm and self.vector is not None else 0
-        )
         # A convex combination: 0..1, rising with either (cosine clipped at 0).
-        score = SAID_SEMANTIC_WEIGHT * max(cosine, 0.0) + (1 - SAID_SEMANTIC_WEIGHT) * lexical
-        extent = (row.get("context_start_s"), row.get("context_end_s"))
-        return score, score >= self.said_floor, extent if None not in extent else None
+        score = (
+            SAID_SEMANTIC_WEIGHT * max(self._cosine(match), 0.0)
+            + (1 - SAID_SEMANTIC_WEIGHT) * lexical
+        )
+        return score, score >= self.said_floor
 
     def _similarity(self, text: str) -> float:
         if text not in self._shown:
@@ -215,7 +257,7 @@ class _Scorer:
         texts = _joined(row.get("on_screen"))
         return texts is None or any(self._similarity(t) >= ON_SCREEN_FLOOR for t in texts)
 
-    def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
+    def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Extent]:
         best, holds, extent = 0.0, False, None
         for shown in self.annotations(row, "on_screen"):
             text = shown["text"]
@@ -230,30 +272,45 @@ class _Scorer:
         wanted = set((self.query.speaker or "").lower().split())
         return bool(wanted) and wanted <= set(name.lower().split())
 
-    def speaker(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
-        turns = [t for t in self.annotations(row, "speaker") if self._named(t["text"])]
-        if not turns:
-            return 0.0, False, None
-        return 1.0, True, (min(t["start_s"] for t in turns), max(t["end_s"] for t in turns))
+    def speaker(self, row: dict[str, Any]) -> tuple[float, bool]:
+        named = any(self._named(t["text"]) for t in self.annotations(row, "speaker"))
+        return float(named), named
 
-    def entity(self, row: dict[str, Any]) -> tuple[float, bool, Any]:
-        wanted = f" {entity_key(self.query.entity or '')} "
-        if not wanted.strip() or wanted not in (row.get("entity_terms") or ""):
-            return 0.0, False, None
-        named = [
-            a for a in self.annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "
-        ]
-        if not named:
-            return 1.0, True, None
-        return 1.0, True, (min(a["start_s"] for a in named), max(a["end_s"] for a in named))
+    def _wanted_entity(self) -> str:
+        return f" {entity_key(self.query.entity or '')} "
+
+    def entity(self, row: dict[str, Any]) -> tuple[float, bool]:
+        wanted = self._wanted_entity()
+        named = bool(wanted.strip()) and wanted in (row.get("entity_terms") or "")
+        return float(named), named
+
+    def extent(self, row: dict[str, Any], lead: str) -> Extent:
+        """Where the leading condition's evidence lies in a bucket read in full: the sentence
+        spoken, the text on screen that matches best, the speaker's turns, the name's sentence
+        or text."""
+        if lead == "said":
+            start, end = row.get("context_start_s"), row.get("context_end_s")
+            return None if start is None or end is None else (start, end)
+        if lead == "on_screen":
+            return self.on_screen(row)[2]
+        if lead == "speaker":
+            found = [t for t in self.annotations(row, "speaker") if self._named(t["text"])]
+        else:
+            wanted = self._wanted_entity()
+            found = [
+                a for a in self.annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "
+            ]
+        if not found:
+            return None
+        return min(a["start_s"] for a in found), max(a["end_s"] for a in found)
 
     def may_hold(self, match: Candidate) -> bool:
-        """Whether ``match`` may hold every condition, judged without its annotations: a bucket
-        this rejects, ``score`` rejects (a speaker's turns are named in ``speaker_names``, the
+        """Whether ``match`` may hold every condition, judged without its spans: a bucket this
+        rejects, ``score`` rejects (a speaker's turns are named in ``speaker_names``, the
         entities in ``entity_terms``, the texts on screen in ``on_screen``)."""
         row = match.row
         return all(
-            (c != "said" or self.said(row, match.vector)[1])
+            (c != "said" or self.said(match)[1])
             and (c != "speaker" or self._named(row.get("speaker_names") or ""))
             and (c != "entity" or self.entity(row)[1])
             and (c != "on_screen" or self.may_show(row))
@@ -261,24 +318,22 @@ class _Scorer:
         )
 
     def score(self, match: Candidate) -> _Scored:
-        scores, holds, extent = {}, True, None
+        scores, holds = {}, True
         for i, condition in enumerate(self.conditions):
             if condition == "said":
-                score, ok, where = self.said(match.row, match.vector)
+                score, ok = self.said(match)
             elif condition == "on_screen":
-                score, ok, where = self.on_screen(match.row)
+                score, ok, _ = self.on_screen(match.row)
             elif condition == "entity":
-                score, ok, where = self.entity(match.row)
+                score, ok = self.entity(match.row)
             else:
-                score, ok, where = self.speaker(match.row)
+                score, ok = self.speaker(match.row)
             scores[condition] = score
             holds = holds and ok
-            if i == 0:
-                extent = where
             if not holds:  # a bucket that fails one condition is not scored on the rest
                 scores.update({c: 0.0 for c in self.conditions[i + 1 :]})
                 break
-        return _Scored(match.row, scores, holds, extent, match.ref)
+        return _Scored(match.row, scores, holds, match.ref)
 
 
 def _runs(scored: Iterable[_Scored]) -> list[list[_Scored]]:
@@ -355,7 +410,8 @@ def _complete(
         # Each window's rows lie next to its run's edge.
         anchors = {(runs[i][0].row["source_key"], edges[(i, step)]) for i, step in growing}
         refs = {key: known[key].ref for key in anchors}
-        for found in index.windows(wanted, columns, refs) if wanted else []:
+        window = index.windows(wanted, columns, refs) if wanted else []
+        for found in _cards(index, window) if "card" in columns else window:
             fetched.setdefault(found.key, found)
         size = GROW
     return [
@@ -378,7 +434,9 @@ def _pieces(run: list[_Scored], lead: str) -> list[list[_Scored]]:
     return pieces
 
 
-def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> list[str]:
+def _during(
+    piece: Sequence[_Scored], kind: str, start: float, end: float, scorer: _Scorer
+) -> list[str]:
     """What the buckets' annotations of ``kind`` say within ``[start, end]``, first seen first:
     the texts surely on screen then (those that only may be, when none is), the speakers."""
     # A blip at an edge (a slide's estimated change, a diarizer's 0.3 s turn) is not "during".
@@ -386,16 +444,32 @@ def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> li
     found = [
         a
         for s in piece
-        for a in _annotations(s.row, kind)
+        for a in scorer.annotations(s.row, kind)
         if min(a["end_s"], end) - max(a["start_s"], start) >= least
     ]
     sure = [a for a in found if (a.get("confidence") or 1.0) >= 1.0] if kind == "on_screen" else []
     return list(dict.fromkeys(a["text"] for a in sure or found))
 
 
+def _score(piece: Sequence[_Scored], conditions: Sequence[str]) -> float:
+    """A moment's score: the mean of its conditions' best scores."""
+    return round(sum(max(s.scores[c] for s in piece) for c in conditions) / len(conditions), 4)
+
+
+def _contenders(
+    pieces: Iterable[list[_Scored]], conditions: Sequence[str], k: int
+) -> list[list[_Scored]]:
+    """The pieces that may be among the ``k`` best moments: moments rank by score first, so
+    those scoring below the ``k``-th best cannot (ties are kept: they rank by length, which
+    their rows tell)."""
+    scored = sorted(((_score(p, conditions), p) for p in pieces), key=lambda sp: -sp[0])
+    cut = scored[k - 1][0] if len(scored) >= k else 0.0
+    return [p for score, p in scored if score >= cut]
+
+
 @dataclass(frozen=True)
 class _Span:
-    """A moment before its rows are read in full: where it lies and how it scores."""
+    """A moment from its buckets read in full: where it lies and how it scores."""
 
     piece: list[_Scored]
     start: float  # the evidence's time, inside the buckets that matched
@@ -403,9 +477,9 @@ class _Span:
     best: dict[str, float]  # each condition's best score
 
     @classmethod
-    def of(cls, piece: list[_Scored], conditions: Sequence[str]) -> _Span:
+    def of(cls, piece: list[_Scored], conditions: Sequence[str], scorer: _Scorer) -> _Span:
         lo, hi = float(piece[0].row["start_s"]), float(piece[-1].row["end_s"])
-        extents = [s.extent for s in piece if s.extent]
+        extents = [e for s in piece if (e := scorer.extent(s.row, conditions[0]))]
         start = max(lo, min(float(a) for a, _ in extents)) if extents else lo
         end = min(hi, max(float(b) for _, b in extents)) if extents else hi
         if end <= start:
@@ -414,7 +488,7 @@ class _Span:
 
     @property
     def score(self) -> float:
-        return round(sum(self.best.values()) / len(self.best), 4)
+        return _score(self.piece, list(self.best))
 
     def rank(self) -> tuple[float, float, str, float]:
         # Equal scores (a speaker's turns): the longer moment first.
@@ -422,9 +496,8 @@ class _Span:
         return -self.score, start - end, self.piece[0].row["source_key"], start
 
 
-def _moment(span: _Span, rows: dict[Key, dict[str, Any]], relaxed: bool) -> Moment:
-    """The moment of ``span``, its buckets' ``rows`` read in full."""
-    piece = [_Scored(rows.get(s.key, s.row), s.scores, s.holds, s.extent) for s in span.piece]
+def _moment(span: _Span, scorer: _Scorer, relaxed: bool) -> Moment:
+    piece = span.piece
     first, last = piece[0].row, piece[-1].row
     start, end = span.start, span.end
     return Moment(
@@ -436,8 +509,8 @@ def _moment(span: _Span, rows: dict[Key, dict[str, Any]], relaxed: bool) -> Mome
         deep_link=deep_link(first["source_url"], start, first.get("extractor")),
         score=span.score,
         said=" ".join(dict.fromkeys(s.row["context"] for s in piece if s.row.get("context"))),
-        on_screen=_during(piece, "on_screen", start, end),
-        speakers=_during(piece, "speaker", start, end),
+        on_screen=_during(piece, "on_screen", start, end, scorer),
+        speakers=_during(piece, "speaker", start, end, scorer),
         first_bucket=int(first["bucket"]),
         last_bucket=int(last["bucket"]),
         scores={c: round(v, 4) for c, v in span.best.items()},
@@ -464,17 +537,16 @@ def find_moments(
 def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -> list[Moment]:
     conditions = query.conditions
     # Found with only what they are judged by; the rest is read for the buckets that may hold
-    # every condition, and for the moments returned.
-    columns = list(
-        dict.fromkeys(["start_s", "end_s", *(c for n in conditions for c in SCORED_BY[n])])
-    )
-    annotated = conditions != ["said"]  # the other conditions are scored on annotations
-    full = [*columns, "annotations"] if annotated else columns
+    # every condition, and for the moments that may be returned.
+    columns = list(dict.fromkeys(c for n in conditions for c in SCORED_BY[n]))
+    annotated = conditions != ["said"]  # the other conditions are judged on the card's spans
+    full = [*columns, *CARD] if annotated else columns
     said = query.said
 
     def nearest() -> tuple[np.ndarray, list[Candidate]]:
         vector = embedder.embed_query(said or "")
-        return vector, index.vector_matches(vector, limit=POOL, columns=columns)
+        unread = [c for c in columns if c != "vector"]  # their cosine is the search's score
+        return vector, index.vector_matches(vector, limit=POOL, columns=unread)
 
     def text(field: TextField, words: str) -> Callable[[], list[Candidate]]:
         return lambda: index.text_matches(field, words, limit=POOL, columns=columns)
@@ -492,6 +564,7 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
     found = [pool.submit(copy_context().run, search) for search in searches]
     vector, matched = near.result() if near else (None, [])
     lists = [f.result() for f in found]
+    cosines = {m.key: m.score for m in matched}
     # In the order they were always merged: words said, nearest, the other conditions.
     candidates = [c for part in [*lists[:1], matched, *lists[1:]] for c in part]
     lead = conditions[0]
@@ -501,27 +574,30 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
     for said_floor in (SAID_FLOOR, 0.0):
         # When nothing said clears the floor where the other conditions hold (a phrase the
         # recogniser mangled, a loose paraphrase), the closest sentences there are the answer.
-        scorer = _Scorer(query, vector, said_floor)
+        scorer = _Scorer(query, vector, said_floor, cosines)
         if annotated:
             maybe = [m for m in unique.values() if scorer.may_hold(m)]
-            unique |= {m.key: m for m in index.complete(maybe, ["annotations"])}
+            unique |= {m.key: m for m in _read(index, maybe, CARD)}
         known = {key: scorer.score(match) for key, match in unique.items()}
         runs = _runs(known.values())
         if runs or not query.said:
             break
     # The most promising runs are completed and cut into moments; enough of them for ``k``.
     runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
-    spans = {
-        piece[0].key: _Span.of(piece, conditions)  # completed runs may meet
+    pieces = {
+        piece[0].key: piece  # completed runs may meet
         for run in _complete(runs, index, scorer, known, full)
         for piece in _pieces(run, lead)
     }
-    best = sorted(spans.values(), key=_Span.rank)[:k]
-    shown = index.complete(
-        [Candidate(s.row, None, 0.0, s.ref) for span in best for s in span.piece], SHOWN
-    )
+    contenders = _contenders(pieces.values(), conditions, k)
+    shown = _read(index, [Candidate(s.row, None, 0.0, s.ref) for p in contenders for s in p], CARD)
     rows = {c.key: c.row for c in shown}
-    return [_moment(span, rows, said_floor < SAID_FLOOR) for span in best]
+    spans = [
+        _Span.of([replace(s, row=rows.get(s.key, s.row)) for s in piece], conditions, scorer)
+        for piece in contenders
+    ]
+    best = sorted(spans, key=_Span.rank)[:k]
+    return [_moment(span, scorer, said_floor < SAID_FLOOR) for span in best]
 
 
 def format_moment(rank: int, moment: Moment) -> str:

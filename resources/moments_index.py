@@ -93,6 +93,7 @@ MOMENT_FIELDS: list[tuple[str, str]] = [
     ("entities", "list<string>"),
     ("models", "list<string>"),
     ("annotations", "string"),
+    ("card", "string"),
     ("embedding_model", "string"),
     # Enrichment (media_assets/enrich.py): entity names as filters read them, keywords said, the
     # sentence's content class.
@@ -247,7 +248,9 @@ class LanceDBMomentsIndex(MomentsIndex):
     # At 1M buckets, 10 and 1 find the bench's answers as often as 20 and 2 (the candidates are
     # scored again on their vectors either way), ~10 % faster.
     rows_per_partition: int = 4096
-    reindex_share: float = 0.01
+    # Rows written since the last reindex that a query may search beside the indexes (see
+    # ``_stale``).
+    reindex_rows: int = 1000
     nprobes: int = 10
     refine_factor: int = 1
 
@@ -351,14 +354,13 @@ class LanceDBMomentsIndex(MomentsIndex):
     def _stale(self, table: Any, rows: int) -> bool:
         """Whether to add the rows outside the indexes to them now: at once below
         ``ann_min_rows`` (cheap there, and BM25 then scores every row with the same statistics);
-        past it, once they are ``reindex_share`` of the table, as optimize() rewrites index
-        segments (a video's write with it took 14-23 s at 1M rows, here). Until then they are
-        searched by a scan beside the indexes, and a query still finds them."""
+        past it, once there are ``reindex_rows`` of them. Until then every search scans them
+        beside the indexes, and still finds them, at a cost that grows with their number, not
+        the table's: at 1M rows here, a BM25 scan of 1,470 such rows took 8 ms of a 12 ms text
+        search, while optimize() took 4-5 s after a video's write (every other 500 s video)."""
         stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
         unindexed = stats.num_unindexed_rows if stats is not None else rows
-        return unindexed > 0 and (
-            rows < self.ann_min_rows or unindexed >= self.reindex_share * rows
-        )
+        return unindexed > 0 and (rows < self.ann_min_rows or unindexed >= self.reindex_rows)
 
     def _partitions(self, rows: int) -> int:
         return max(1, rows // self.rows_per_partition)
@@ -440,14 +442,16 @@ class LanceDBMomentsIndex(MomentsIndex):
         return count
 
     @staticmethod
-    def _columns(columns: Columns) -> list[str]:
-        """The key and ``columns``; all without them."""
+    def _columns(table: Any, columns: Columns) -> list[str]:
+        """The key and those of ``columns`` the table has (one written before a column was
+        added lacks it until its next write); all without them."""
         names = [*(n for n, _ in MOMENT_FIELDS), "vector"] if columns is None else columns
-        return list(dict.fromkeys([*KEY_COLUMNS, *names]))
+        have = set(table.schema.names)
+        return [n for n in dict.fromkeys([*KEY_COLUMNS, *names]) if n in have]
 
-    def _select(self, query: Any, columns: Columns, score: str | None = None) -> Any:
+    def _select(self, table: Any, query: Any, columns: Columns, score: str | None = None) -> Any:
         """A search reading the key, ``columns`` and its row id (for ``complete``)."""
-        names = self._columns(columns)
+        names = self._columns(table, columns)
         return query.select([*names, score] if score else names).with_row_id(True)
 
     @staticmethod
@@ -486,7 +490,7 @@ class LanceDBMomentsIndex(MomentsIndex):
             query = table.search(MatchQuery(text.lower(), "on_screen", fuzziness=1))
         else:
             query = table.search(text, query_type="fts", fts_columns=TEXT_COLUMNS[field])
-        query = self._select(query.limit(limit), columns, "_score")
+        query = self._select(table, query.limit(limit), columns, "_score")
         return self._matches(query.to_arrow(), "_score")
 
     def vector_matches(
@@ -502,7 +506,9 @@ class LanceDBMomentsIndex(MomentsIndex):
         )
         # Used only where the vector index is (ann_min_rows): an exact search ignores them.
         query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
-        matches = self._matches(self._select(query, columns, "_distance").to_arrow(), "_distance")
+        matches = self._matches(
+            self._select(table, query, columns, "_distance").to_arrow(), "_distance"
+        )
         # LanceDB's cosine distance is 1 - cosine similarity.
         return [replace(m, score=1.0 - m.score) for m in matches]
 
@@ -554,7 +560,8 @@ class LanceDBMomentsIndex(MomentsIndex):
                     guessed.add(ref + b - bucket)
         if not guessed:
             return {}
-        taken = table.take_row_ids(sorted(guessed)).select(self._columns(columns)).with_row_id()
+        taken = table.take_row_ids(sorted(guessed)).select(self._columns(table, columns))
+        taken = taken.with_row_id()
         wanted = {(k, b) for k, f, last in ranges for b in range(f, last + 1)}
         return {m.key: m for m in self._matches(taken.to_arrow(), None) if m.key in wanted}
 
@@ -574,7 +581,7 @@ class LanceDBMomentsIndex(MomentsIndex):
                 f"source_key IN ({_check_keys(keys)}) AND bucket >= {first} AND bucket <= {last}"
             )
             query = table.search().where(where).limit(len(keys) * (last - first + 1))
-            found += self._matches(self._select(query, columns).to_arrow(), None)
+            found += self._matches(self._select(table, query, columns).to_arrow(), None)
         return found
 
     def complete(self, found: Sequence[Candidate], columns: Sequence[str]) -> list[Candidate]:
@@ -587,7 +594,8 @@ class LanceDBMomentsIndex(MomentsIndex):
         refs = [c.ref for c in todo if c.ref is not None]
         if refs:
             # By row id: the rows' own pages, not a filter over the table.
-            taken = table.take_row_ids(refs).select(self._columns(read)).to_arrow()
+            taken = table.take_row_ids(refs).select(self._columns(table, read))
+            taken = taken.to_arrow()
             more = {m.key: m for m in self._matches(taken, None)}
         # A row id is a position, which compaction changes: what it no longer finds, by key.
         if missing := [(k, b, b) for k, b in (c.key for c in todo) if (k, b) not in more]:

@@ -21,6 +21,7 @@ from media_assets.contracts import violation
 from media_assets.moments import ON_SCREEN_FLOOR, MomentQuery, find_moments
 from media_assets.video.frames import FrameSettings
 from media_assets.video.moments import (
+    CARD_FIELDS,
     MAYBE,
     Annotation,
     Engines,
@@ -392,6 +393,14 @@ def test_an_index_row_holds_what_the_bucket_holds(index, embedder) -> None:
     assert row["on_screen"] == "Extraction Tools" and row["speakers"] == ["Tomasz Lindqvist"]
     assert row["deep_link"] == f"{URL}#t=31" and row["entities"] == []
     assert set(json.loads(row["annotations"])) == {"captions", "tesseract"}
+    # What a query reads of it beyond its search columns, in one column: the fields a moment
+    # shows, and the spans of the other conditions by type (without the words).
+    card = json.loads(row["card"])
+    assert {f: card[f] for f in CARD_FIELDS} == {f: row[f] for f in CARD_FIELDS}
+    assert set(card["spans"]) == {"on_screen", "speaker"}
+    speaker = card["spans"]["speaker"]
+    assert [(a["text"], a["model"]) for a in speaker] == [("Tomasz Lindqvist", "captions")]
+    assert [a["text"] for a in card["spans"]["on_screen"]] == ["Extraction Tools"]
     near = index.window(KEY, 29, 31)
     assert sorted(int(c.row["bucket"]) for c in near) == [29, 30, 31]
     assert near[0].vector.shape == (embedder.dimension,)
@@ -449,6 +458,30 @@ def test_a_text_on_screen_that_holds_the_row_separator_is_found_whole(index, emb
     assert slide.on_screen == [tabs] and (slide.start_s, slide.end_s) == (22.5, 60.0)
     top = ask(index, embedder, said="honey harvest", on_screen=asked)[0]
     assert (top.start_s, top.end_s) == (30.2, 35.6) and top.on_screen == [tabs]
+
+
+def test_an_index_written_before_the_card_column_is_read_from_its_own_columns(
+    tmp_path: Path, embedder
+) -> None:
+    index = LanceDBMomentsIndex(uri=str(tmp_path / "index"))
+    put(index, embedder, talk())
+    queries = [
+        {"on_screen": "Extraction Tols"},
+        {"speaker": "Mira Okonkwo"},
+        {"said": "honey harvest", "on_screen": "Extraction Tools"},
+        {"said": "smoke the hive", "speaker": "Tomasz"},
+    ]
+    now = [ask(index, embedder, **q) for q in queries]
+    index.open_table().drop_columns(["card"])  # as an index of an earlier version has it
+    assert [ask(index, embedder, **q) for q in queries] == now
+    assert (now[0][0].start_s, now[0][0].end_s) == (22.5, 60.0)
+    assert now[3][0].speakers == ["Tomasz Lindqvist"] and now[2][0].on_screen == [
+        "Extraction Tools"
+    ]
+    # Its next write adds the column.
+    put(index, embedder, talk())
+    assert all(r["card"] for r in index.rows(KEY))
+    assert [ask(index, embedder, **q) for q in queries] == now
 
 
 def test_rows_read_beside_a_run_or_by_their_handle_stay_exact_after_a_rewrite(

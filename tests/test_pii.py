@@ -138,7 +138,7 @@ def test_the_vector_is_the_redacted_texts(corpus: Corpus) -> None:
 def test_the_moments_of_the_call_are_redacted_too(corpus: Corpus) -> None:
     corpus.phases.expect(REDACT)
     rows = corpus.moment_rows()
-    texts = [str(r[f] or "") for r in rows for f in ("said", "context", "annotations")]
+    texts = [str(r[f] or "") for r in rows for f in ("said", "context", "annotations", "card")]
     sentences = list(dict.fromkeys(r["context"] for r in rows if r["context"]))
     result = pii_corpus.score(
         sentences,

@@ -596,9 +596,39 @@ class MomentRow:
     keywords: list[str]  # of the sentences said in the bucket
     models: list[str]
     annotations: str  # JSON: {model: [annotation, ...]}
+    card: str  # JSON: what a moment query reads of the bucket beyond its search columns
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# What ``MomentRow.card`` holds: the row's fields a moment shows and places itself by, and its
+# annotations of ``SPAN_TYPES`` by type (``spans``), which queries judge beside the sentence.
+# One column, because at 1M rows reading a few buckets scattered over the table costs about the
+# same per column whatever its size (~1 ms for a dozen rows here), and without the spoken words
+# that are most of ``annotations``' bytes (media_assets/moments.py).
+CARD_FIELDS = (
+    "start_s",
+    "end_s",
+    "context",
+    "context_start_s",
+    "context_end_s",
+    "source_url",
+    "title",
+    "extractor",
+)
+SPAN_TYPES: tuple[AnnotationType, ...] = ("on_screen", "speaker", "entity")
+_SPAN_FIELDS = ("model", "start_s", "end_s", "text", "confidence")
+
+
+def bucket_card(bucket: Bucket, fields: Mapping[str, Any]) -> str:
+    """``MomentRow.card``: ``CARD_FIELDS`` of the row's ``fields``, and the bucket's spans."""
+    spans = {
+        kind: [{f: getattr(a, f) for f in _SPAN_FIELDS} for a in found]
+        for kind in SPAN_TYPES
+        if (found := bucket.of_type(kind))
+    }
+    return json.dumps({**{f: fields[f] for f in CARD_FIELDS}, "spans": spans}, sort_keys=True)
 
 
 def _bucket_utterance(bucket: Bucket, spoken: Sequence[Utterance]) -> Utterance | None:
@@ -628,34 +658,33 @@ def moment_rows(
             stop += 1
         sentence = _bucket_utterance(bucket, spoken[start:stop])
         shown = bucket.on_screen
-        rows.append(
-            MomentRow(
-                source_key=moments.source_key,
-                bucket=bucket.bucket,
-                source_url=source_url,
-                title=title,
-                extractor=extractor,
-                deep_link=deep_link(source_url, bucket.start_s, extractor),
-                start_s=bucket.start_s,
-                end_s=bucket.end_s,
-                said=bucket.said,
-                context=sentence.text if sentence else "",
-                context_start_s=sentence.start_s if sentence else None,
-                context_end_s=sentence.end_s if sentence else None,
-                said_terms=normalize(sentence.text) if sentence else "",
-                on_screen=" | ".join(shown),
-                on_screen_terms=normalize(" ".join(shown)),
-                speakers=bucket.speakers,
-                speaker_names=" ".join(bucket.speakers),
-                scene=bucket.scene,
-                chapter=bucket.chapter,
-                entities=(names := list(dict.fromkeys(a.text for a in bucket.of_type("entity")))),
-                entity_terms=entity_terms(names),
-                keywords=list(dict.fromkeys(a.text for a in bucket.of_type("keyword"))),
-                models=sorted(bucket.annotations),
-                annotations=json.dumps(bucket.nested(), sort_keys=True),
-            )
-        )
+        fields = {
+            "source_key": moments.source_key,
+            "bucket": bucket.bucket,
+            "source_url": source_url,
+            "title": title,
+            "extractor": extractor,
+            "deep_link": deep_link(source_url, bucket.start_s, extractor),
+            "start_s": bucket.start_s,
+            "end_s": bucket.end_s,
+            "said": bucket.said,
+            "context": sentence.text if sentence else "",
+            "context_start_s": sentence.start_s if sentence else None,
+            "context_end_s": sentence.end_s if sentence else None,
+            "said_terms": normalize(sentence.text) if sentence else "",
+            "on_screen": " | ".join(shown),
+            "on_screen_terms": normalize(" ".join(shown)),
+            "speakers": bucket.speakers,
+            "speaker_names": " ".join(bucket.speakers),
+            "scene": bucket.scene,
+            "chapter": bucket.chapter,
+            "entities": (names := list(dict.fromkeys(a.text for a in bucket.of_type("entity")))),
+            "entity_terms": entity_terms(names),
+            "keywords": list(dict.fromkeys(a.text for a in bucket.of_type("keyword"))),
+            "models": sorted(bucket.annotations),
+            "annotations": json.dumps(bucket.nested(), sort_keys=True),
+        }
+        rows.append(MomentRow(**fields, card=bucket_card(bucket, fields)))
     return rows
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
-from rapidfuzz import fuzz  # ships with jiwer (pinned in pyproject.toml); C speed for per-row work
+from rapidfuzz import fuzz, process  # ships with jiwer (pinned in pyproject.toml): C speed
 
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -115,6 +116,9 @@ def normalize(text: str) -> str:
     return " ".join(_numbers(_TOKEN.findall(_fold(text.translate(_SYMBOLS)).replace(",", ""))))
 
 
+# A query compares the same words and texts of hundreds of buckets, and the next query many of
+# them again: their stems and forms are kept (strings only, which the GC does not walk).
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light English stem, enough to meet plural, tense and agent forms half way
     ("poppers"/"popping"/"pop", "releasing"/"release", "beans"/"bean"): a plural ending, then a
@@ -151,7 +155,7 @@ def term_coverage(query: Sequence[str], text: Iterable[str]) -> float:
         if term in present:
             total += 1.0
         elif len(term) >= FUZZY_MIN_LENGTH and present:
-            near = max(fuzz.ratio(term, word) for word in present) / 100
+            near = process.extractOne(term, present, scorer=fuzz.ratio)[1] / 100
             glued = GLUED if any(term in word for word in present) else 0.0
             total += max(near if near >= FUZZY_MIN else 0.0, glued)
     return total / len(query)
@@ -161,7 +165,8 @@ def on_screen_similarity(query: str, text: str) -> float:
     """How well ``text`` (read off a frame) contains ``query`` (remembered), 0..1, tolerant of
     misread characters: the best character alignment of the query inside the text, or the share
     of the query's words found there (in any order), whichever is higher."""
-    wanted, shown = normalize(query), normalize(text)
+    wanted, words = _screen_form(query)
+    shown, present = _screen_form(text)
     if not wanted or not shown:
         return 0.0
     # A text shorter than the query cannot contain it: compare the whole of both.
@@ -170,5 +175,11 @@ def on_screen_similarity(query: str, text: str) -> float:
         if len(shown) >= len(wanted)
         else fuzz.ratio(wanted, shown)
     )
-    words = [stem(w) for w in wanted.split()]
-    return max(aligned / 100, term_coverage(words, [stem(w) for w in shown.split()]))
+    return max(aligned / 100, term_coverage(words, present))
+
+
+@lru_cache(maxsize=50_000)
+def _screen_form(text: str) -> tuple[str, tuple[str, ...]]:
+    """A text on screen (or asked for) normalised, and its words' stems."""
+    normal = normalize(text)
+    return normal, tuple(stem(w) for w in normal.split())
