@@ -208,12 +208,11 @@ class _Scorer:
         self.said_floor = said_floor
         self.conditions = query.conditions
         self.vector = None if vector is None else vector / (float(np.linalg.norm(vector)) or 1.0)
-        # The vector search's candidates' (found without their vectors), and the others' once
-        # computed: a bucket is judged before and after its spans are read.
-        self.cosines = dict(cosines)
+        self.cosines = cosines  # of the vector search's candidates, found without their vectors
         self.said_terms = terms(query.said or "")
         self._shown: dict[str, float] = {}  # on-screen text -> similarity, once per text
         self._lexical: dict[str, float] = {}  # a sentence's term coverage, once per sentence
+        self._said: dict[Key, tuple[float, bool]] = {}
 
     @staticmethod
     def annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -221,18 +220,22 @@ class _Scorer:
         return row.get("spans", {}).get(kind, [])
 
     def _cosine(self, match: Candidate) -> float:
-        key = match.key
-        if key not in self.cosines:
-            vector = match.vector
-            norm = 0.0 if vector is None else float(np.linalg.norm(vector))
-            self.cosines[key] = (
-                float(np.dot(vector, self.vector)) / norm
-                if norm and self.vector is not None
-                else 0.0
-            )
-        return self.cosines[key]
+        if match.vector is None:
+            return self.cosines.get(match.key, 0.0)
+        norm = float(np.linalg.norm(match.vector))
+        return (
+            float(np.dot(match.vector, self.vector)) / norm
+            if norm and self.vector is not None
+            else 0.0
+        )
 
     def said(self, match: Candidate) -> tuple[float, bool]:
+        # A bucket is judged before its card is read and again after.
+        if match.key not in self._said:
+            self._said[match.key] = self._said_score(match)
+        return self._said[match.key]
+
+    def _said_score(self, match: Candidate) -> tuple[float, bool]:
         sentence = match.row.get("said_terms") or ""
         if not sentence:  # nothing said here (or nothing but symbols)
             return 0.0, False
@@ -584,14 +587,22 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
             break
     # The most promising runs are completed and cut into moments; enough of them for ``k``.
     runs = sorted(runs, key=lambda r: -_peak(r, lead))[: max(3 * k, 10)]
+
+    def cards(scored: Iterable[_Scored]) -> dict[Key, dict[str, Any]]:
+        found = [Candidate(s.row, None, 0.0, s.ref) for s in scored]
+        return {c.key: c.row for c in _read(index, found, CARD)}
+
+    # The cards of the likeliest moments' buckets are read while the runs are completed; those
+    # of any other bucket a moment may hold, after.
+    likeliest = pool.submit(copy_context().run, cards, [s for run in runs[:k] for s in run])
     pieces = {
         piece[0].key: piece  # completed runs may meet
         for run in _complete(runs, index, scorer, known, full)
         for piece in _pieces(run, lead)
     }
     contenders = _contenders(pieces.values(), conditions, k)
-    shown = _read(index, [Candidate(s.row, None, 0.0, s.ref) for p in contenders for s in p], CARD)
-    rows = {c.key: c.row for c in shown}
+    rows = likeliest.result()
+    rows |= cards(s for piece in contenders for s in piece if s.key not in rows)
     spans = [
         _Span.of([replace(s, row=rows.get(s.key, s.row)) for s in piece], conditions, scorer)
         for piece in contenders
