@@ -428,7 +428,11 @@ def run(folder: Path, args: argparse.Namespace) -> None:
         print(f"compacted in {time.perf_counter() - started:.1f} s")
     writes = upsert_check(index, c, 3)
     print(f"upsert through replace_source: {', '.join(f'{s:.2f}' for s in writes)} s per video")
-    buckets = index.open_table().count_rows()
+    table = index.open_table()
+    buckets = table.count_rows()
+    # Rows written since the last reindex are searched by a scan beside the indexes.
+    stats = table.index_stats("said_terms_idx")
+    print(f"rows outside the indexes: {stats.num_unindexed_rows if stats else buckets}")
     print(f"vector search: nprobes {index.nprobes}, refine_factor {index.refine_factor}")
 
     latencies: dict[str, list[float]] = {}

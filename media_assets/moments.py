@@ -155,6 +155,12 @@ def _by_type(annotations: str, kinds: Iterable[str]) -> dict[str, list[dict[str,
     return dict(grouped)
 
 
+def _spans(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A bucket's annotations of ``kind``, one of ``SPAN_TYPES`` (none before its card is
+    read)."""
+    return row.get("spans", {}).get(kind, [])
+
+
 def _read(
     index: MomentsIndex, found: Sequence[Candidate], columns: Sequence[str]
 ) -> list[Candidate]:
@@ -214,11 +220,6 @@ class _Scorer:
         self._lexical: dict[str, float] = {}  # a sentence's term coverage, once per sentence
         self._said: dict[Key, tuple[float, bool]] = {}
 
-    @staticmethod
-    def annotations(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-        """A bucket's spans of ``kind`` (none before its card is read)."""
-        return row.get("spans", {}).get(kind, [])
-
     def _cosine(self, match: Candidate) -> float:
         if match.vector is None:
             return self.cosines.get(match.key, 0.0)
@@ -262,7 +263,7 @@ class _Scorer:
 
     def on_screen(self, row: dict[str, Any]) -> tuple[float, bool, Extent]:
         best, holds, extent = 0.0, False, None
-        for shown in self.annotations(row, "on_screen"):
+        for shown in _spans(row, "on_screen"):
             text = shown["text"]
             similarity = self._similarity(text)
             holds = holds or similarity >= ON_SCREEN_FLOOR
@@ -276,7 +277,7 @@ class _Scorer:
         return bool(wanted) and wanted <= set(name.lower().split())
 
     def speaker(self, row: dict[str, Any]) -> tuple[float, bool]:
-        named = any(self._named(t["text"]) for t in self.annotations(row, "speaker"))
+        named = any(self._named(t["text"]) for t in _spans(row, "speaker"))
         return float(named), named
 
     def _wanted_entity(self) -> str:
@@ -297,12 +298,10 @@ class _Scorer:
         if lead == "on_screen":
             return self.on_screen(row)[2]
         if lead == "speaker":
-            found = [t for t in self.annotations(row, "speaker") if self._named(t["text"])]
+            found = [t for t in _spans(row, "speaker") if self._named(t["text"])]
         else:
             wanted = self._wanted_entity()
-            found = [
-                a for a in self.annotations(row, "entity") if wanted in f" {entity_key(a['text'])} "
-            ]
+            found = [a for a in _spans(row, "entity") if wanted in f" {entity_key(a['text'])} "]
         if not found:
             return None
         return min(a["start_s"] for a in found), max(a["end_s"] for a in found)
@@ -437,9 +436,7 @@ def _pieces(run: list[_Scored], lead: str) -> list[list[_Scored]]:
     return pieces
 
 
-def _during(
-    piece: Sequence[_Scored], kind: str, start: float, end: float, scorer: _Scorer
-) -> list[str]:
+def _during(piece: Sequence[_Scored], kind: str, start: float, end: float) -> list[str]:
     """What the buckets' annotations of ``kind`` say within ``[start, end]``, first seen first:
     the texts surely on screen then (those that only may be, when none is), the speakers."""
     # A blip at an edge (a slide's estimated change, a diarizer's 0.3 s turn) is not "during".
@@ -447,7 +444,7 @@ def _during(
     found = [
         a
         for s in piece
-        for a in scorer.annotations(s.row, kind)
+        for a in _spans(s.row, kind)
         if min(a["end_s"], end) - max(a["start_s"], start) >= least
     ]
     sure = [a for a in found if (a.get("confidence") or 1.0) >= 1.0] if kind == "on_screen" else []
@@ -499,7 +496,7 @@ class _Span:
         return -self.score, start - end, self.piece[0].row["source_key"], start
 
 
-def _moment(span: _Span, scorer: _Scorer, relaxed: bool) -> Moment:
+def _moment(span: _Span, relaxed: bool) -> Moment:
     piece = span.piece
     first, last = piece[0].row, piece[-1].row
     start, end = span.start, span.end
@@ -512,8 +509,8 @@ def _moment(span: _Span, scorer: _Scorer, relaxed: bool) -> Moment:
         deep_link=deep_link(first["source_url"], start, first.get("extractor")),
         score=span.score,
         said=" ".join(dict.fromkeys(s.row["context"] for s in piece if s.row.get("context"))),
-        on_screen=_during(piece, "on_screen", start, end, scorer),
-        speakers=_during(piece, "speaker", start, end, scorer),
+        on_screen=_during(piece, "on_screen", start, end),
+        speakers=_during(piece, "speaker", start, end),
         first_bucket=int(first["bucket"]),
         last_bucket=int(last["bucket"]),
         scores={c: round(v, 4) for c, v in span.best.items()},
@@ -608,7 +605,7 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
         for piece in contenders
     ]
     best = sorted(spans, key=_Span.rank)[:k]
-    return [_moment(span, scorer, said_floor < SAID_FLOOR) for span in best]
+    return [_moment(span, said_floor < SAID_FLOOR) for span in best]
 
 
 def format_moment(rank: int, moment: Moment) -> str:
