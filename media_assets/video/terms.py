@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
+from typing import TypeVar
 
 from rapidfuzz import fuzz, process  # ships with jiwer (pinned in pyproject.toml): C speed
 
@@ -116,9 +117,34 @@ def normalize(text: str) -> str:
     return " ".join(_numbers(_TOKEN.findall(_fold(text.translate(_SYMBOLS)).replace(",", ""))))
 
 
-# A query compares the same words and texts of hundreds of buckets, and the next query many of
-# them again: their stems and forms are kept (strings only, which the GC does not walk).
-@lru_cache(maxsize=200_000)
+T = TypeVar("T")
+_MISSING = object()
+
+
+def _memo(size: int) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """Results of a function of one string kept until ``size`` of them are (then forgotten at
+    once): a query compares the same words and texts of hundreds of buckets, and the next query
+    many of them again. A plain dict of strings, which the garbage collector does not walk (an
+    ``lru_cache``'s links it does, and full collections already show in a query's p95)."""
+
+    def decorate(function: Callable[[str], T]) -> Callable[[str], T]:
+        kept: dict[str, T] = {}
+
+        @wraps(function)
+        def memo(text: str) -> T:
+            found = kept.get(text, _MISSING)
+            if found is _MISSING:
+                if len(kept) >= size:
+                    kept.clear()
+                found = kept[text] = function(text)
+            return found  # type: ignore[return-value]
+
+        return memo
+
+    return decorate
+
+
+@_memo(200_000)
 def stem(word: str) -> str:
     """A light English stem, enough to meet plural, tense and agent forms half way
     ("poppers"/"popping"/"pop", "releasing"/"release", "beans"/"bean"): a plural ending, then a
@@ -178,7 +204,7 @@ def on_screen_similarity(query: str, text: str) -> float:
     return max(aligned / 100, term_coverage(words, present))
 
 
-@lru_cache(maxsize=50_000)
+@_memo(50_000)
 def _screen_form(text: str) -> tuple[str, tuple[str, ...]]:
     """A text on screen (or asked for) normalised, and its words' stems."""
     normal = normalize(text)
