@@ -431,8 +431,7 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     table = index.open_table()
     buckets = table.count_rows()
     # Rows written since the last reindex are searched by a scan beside the indexes.
-    stats = table.index_stats("said_terms_idx")
-    print(f"rows outside the indexes: {stats.num_unindexed_rows if stats else buckets}")
+    print(f"rows outside the indexes: {index.unindexed_rows(table, buckets)}")
     print(f"vector search: nprobes {index.nprobes}, refine_factor {index.refine_factor}")
 
     latencies: dict[str, list[float]] = {}

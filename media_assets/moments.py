@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import asdict, dataclass, field, replace
@@ -145,7 +145,7 @@ Key = tuple[str, int]  # (source_key, bucket)
 Extent = tuple[float, float] | None  # where a condition's evidence lies in a bucket
 
 
-def _by_type(annotations: str, kinds: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+def _by_type(annotations: str, kinds: Collection[str]) -> dict[str, list[dict[str, Any]]]:
     """Nested annotations (``{model: [annotation, ...]}``) of ``kinds``, by type."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for by_model in json.loads(annotations).values():
@@ -161,29 +161,34 @@ def _spans(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return row.get("spans", {}).get(kind, [])
 
 
-def _read(
+def _completed(
     index: MomentsIndex, found: Sequence[Candidate], columns: Sequence[str]
 ) -> list[Candidate]:
     """``found`` with ``columns`` read too."""
-    found = index.complete(found, columns)
-    return _cards(index, found) if "card" in columns else found
+    return _carded(index, index.complete(found, columns), columns)
 
 
-def _cards(index: MomentsIndex, found: list[Candidate]) -> list[Candidate]:
-    """``found``, read with their ``card``, each row with the card's fields and ``spans``.
-    The rows of an index written before that column read them from their own columns."""
+def _carded(
+    index: MomentsIndex, found: Sequence[Candidate], columns: Sequence[str]
+) -> list[Candidate]:
+    """``found`` (read with ``columns``), each row with its card's fields and ``spans`` when
+    ``card`` is among them. The rows of an index written before that column read them from their
+    own columns. A row whose card cannot be read (deleted since, by a backend that does not
+    read one version throughout a query) is left out: it can show no moment."""
+    if "card" not in columns:
+        return list(found)
     legacy = [c for c in found if not isinstance(c.row.get("card"), str) and "spans" not in c.row]
     old = {c.key: c for c in index.complete(legacy, [*CARD_FIELDS, "annotations"])}
     out = []
     for c in found:
         if "spans" in c.row:
             out.append(c)
-        elif c.key in old:
+        elif isinstance(c.row.get("card"), str):
+            out.append(replace(c, row={**json.loads(c.row["card"]), **c.row}))
+        elif c.key in old and "start_s" in old[c.key].row:
             row = old[c.key].row
             spans = _by_type(row.get("annotations") or "{}", SPAN_TYPES)
             out.append(replace(c, row={**row, "card": None, "spans": spans}))
-        else:
-            out.append(replace(c, row={**json.loads(c.row["card"]), **c.row}))
     return out
 
 
@@ -413,7 +418,7 @@ def _complete(
         anchors = {(runs[i][0].row["source_key"], edges[(i, step)]) for i, step in growing}
         refs = {key: known[key].ref for key in anchors}
         window = index.windows(wanted, columns, refs) if wanted else []
-        for found in _cards(index, window) if "card" in columns else window:
+        for found in _carded(index, window, columns):
             fetched.setdefault(found.key, found)
         size = GROW
     return [
@@ -488,7 +493,7 @@ class _Span:
 
     @property
     def score(self) -> float:
-        return _score(self.piece, list(self.best))
+        return round(sum(self.best.values()) / len(self.best), 4)
 
     def rank(self) -> tuple[float, float, str, float]:
         # Equal scores (a speaker's turns): the longer moment first.
@@ -539,8 +544,8 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
     # Found with only what they are judged by; the rest is read for the buckets that may hold
     # every condition, and for the moments that may be returned.
     columns = list(dict.fromkeys(c for n in conditions for c in SCORED_BY[n]))
-    annotated = conditions != ["said"]  # the other conditions are judged on the card's spans
-    full = [*columns, *CARD] if annotated else columns
+    carded = conditions != ["said"]  # the other conditions are judged on the card's spans
+    full = [*columns, *CARD] if carded else columns
     said = query.said
 
     def nearest() -> tuple[np.ndarray, list[Candidate]]:
@@ -575,9 +580,9 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
         # When nothing said clears the floor where the other conditions hold (a phrase the
         # recogniser mangled, a loose paraphrase), the closest sentences there are the answer.
         scorer = _Scorer(query, vector, said_floor, cosines)
-        if annotated:
+        if carded:
             maybe = [m for m in unique.values() if scorer.may_hold(m)]
-            unique |= {m.key: m for m in _read(index, maybe, CARD)}
+            unique |= {m.key: m for m in _completed(index, maybe, CARD)}
         known = {key: scorer.score(match) for key, match in unique.items()}
         runs = _runs(known.values())
         if runs or not query.said:
@@ -587,7 +592,7 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
 
     def cards(scored: Iterable[_Scored]) -> dict[Key, dict[str, Any]]:
         found = [Candidate(s.row, None, 0.0, s.ref) for s in scored]
-        return {c.key: c.row for c in _read(index, found, CARD)}
+        return {c.key: c.row for c in _completed(index, found, CARD)}
 
     # The cards of the likeliest moments' buckets are read while the runs are completed; those
     # of any other bucket a moment may hold, after.
@@ -601,8 +606,9 @@ def _find(query: MomentQuery, index: MomentsIndex, embedder: Embedder, k: int) -
     rows = likeliest.result()
     rows |= cards(s for piece in contenders for s in piece if s.key not in rows)
     spans = [
-        _Span.of([replace(s, row=rows.get(s.key, s.row)) for s in piece], conditions, scorer)
+        _Span.of([replace(s, row=rows[s.key]) for s in piece], conditions, scorer)
         for piece in contenders
+        if all(s.key in rows for s in piece)
     ]
     best = sorted(spans, key=_Span.rank)[:k]
     return [_moment(span, said_floor < SAID_FLOOR) for span in best]

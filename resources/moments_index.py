@@ -10,7 +10,6 @@ the same for every backend (``media_assets/moments.py``).
 
 from __future__ import annotations
 
-import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -208,10 +207,12 @@ class MomentsIndex(dg.ConfigurableResource, ABC):
         """Stored rows without vectors, for status and checks."""
 
 
-# The LanceDB tables pinned by ``reading()``, by location, in this context.
-_READING: ContextVar[dict[str, Any] | None] = ContextVar("moments_reading", default=None)
-# The column names of each opened LanceDB table (a table object reads one version).
-_COLUMN_NAMES: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+# The LanceDB tables pinned by ``reading()``, by location, in this context, with their column
+# names (reading a table's schema reads its manifest, ~0.4 ms, and a query selects columns a
+# dozen times; a pinned table is only read, so its columns cannot change under it).
+_READING: ContextVar[dict[str, tuple[Any, frozenset[str]]] | None] = ContextVar(
+    "moments_reading", default=None
+)
 
 
 def _merged(buckets: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -249,14 +250,15 @@ class LanceDBMomentsIndex(MomentsIndex):
     # Rows per IVF partition at training (LanceDB's advice, 4-8k: k-means over sqrt(rows)
     # partitions takes most of an hour at 1M rows on two cores); partitions searched per query;
     # how many times the ``limit`` nearest by PQ code are ranked again on their full vectors.
-    # At 1M buckets, 10 and 1 find the bench's answers as often as 20 and 2 (the candidates are
-    # scored again on their vectors either way), ~10 % faster.
+    # At 1M buckets, 10 and 1 find the bench's answers as often as 20 and 2, ~10 % faster. At
+    # least 1: a query's said scores are the distances the search returns (it reads no vectors
+    # back), exact only when the refine step has ranked on full vectors.
     rows_per_partition: int = 4096
     # Rows written since the last reindex that a query may search beside the indexes (see
     # ``_stale``).
     reindex_rows: int = 1000
     nprobes: int = 10
-    refine_factor: int = 1
+    refine_factor: int = Field(1, ge=1)
 
     @property
     def location(self) -> str:
@@ -284,7 +286,9 @@ class LanceDBMomentsIndex(MomentsIndex):
     @contextmanager
     def reading(self) -> Iterator[None]:
         # Opening the table reads its latest manifest: ~1 ms, several times a query.
-        pinned = {**(_READING.get() or {}), self.location: self._table()}
+        table = self._table()
+        names = frozenset(table.schema.names) if table is not None else frozenset()
+        pinned = {**(_READING.get() or {}), self.location: (table, names)}
         token = _READING.set(pinned)
         try:
             yield
@@ -293,8 +297,8 @@ class LanceDBMomentsIndex(MomentsIndex):
 
     def _reader(self) -> Any:
         """The table to search: the one ``reading()`` pinned, else the latest."""
-        pinned = _READING.get()
-        return pinned[self.location] if pinned and self.location in pinned else self._table()
+        pinned = (_READING.get() or {}).get(self.location)
+        return pinned[0] if pinned else self._table()
 
     def create_table(self, dimension: int) -> Any:
         """The table, created empty for ``dimension``-d vectors if it does not exist yet (a bulk
@@ -361,10 +365,18 @@ class LanceDBMomentsIndex(MomentsIndex):
         past it, once there are ``reindex_rows`` of them. Until then every search scans them
         beside the indexes, and still finds them, at a cost that grows with their number, not
         the table's: at 1M rows here, a BM25 scan of 1,470 such rows took 8 ms of a 12 ms text
-        search, while optimize() took 4-5 s after a video's write (every other 500 s video)."""
-        stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
-        unindexed = stats.num_unindexed_rows if stats is not None else rows
+        search, while optimize() took 3.6-5 s after a video's write (every other 500 s video)."""
+        unindexed = self.unindexed_rows(table, rows)
         return unindexed > 0 and (rows < self.ann_min_rows or unindexed >= self.reindex_rows)
+
+    @staticmethod
+    def unindexed_rows(table: Any, rows: int | None = None) -> int:
+        """Rows written since the last reindex (every row before the first): searches scan
+        them beside the indexes."""
+        stats = table.index_stats(f"{TEXT_COLUMNS['said']}_idx")
+        if stats is not None:
+            return int(stats.num_unindexed_rows)
+        return rows if rows is not None else table.count_rows()
 
     def _partitions(self, rows: int) -> int:
         return max(1, rows // self.rows_per_partition)
@@ -445,14 +457,12 @@ class LanceDBMomentsIndex(MomentsIndex):
         table.delete(where)
         return count
 
-    @staticmethod
-    def _columns(table: Any, columns: Columns) -> list[str]:
+    def _columns(self, table: Any, columns: Columns) -> list[str]:
         """The key and those of ``columns`` the table has (one written before a column was
         added lacks it until its next write); all without them."""
         names = [*(n for n, _ in MOMENT_FIELDS), "vector"] if columns is None else columns
-        if table not in _COLUMN_NAMES:  # a read of its manifest, ~0.4 ms: once per opened table
-            _COLUMN_NAMES[table] = frozenset(table.schema.names)
-        have = _COLUMN_NAMES[table]
+        pinned = (_READING.get() or {}).get(self.location)
+        have = pinned[1] if pinned and pinned[0] is table else frozenset(table.schema.names)
         return [n for n in dict.fromkeys([*KEY_COLUMNS, *names]) if n in have]
 
     def _select(self, table: Any, query: Any, columns: Columns, score: str | None = None) -> Any:

@@ -121,7 +121,17 @@ class WeaviateConnection(dg.ConfigurableResource):
                 vector_config=Configure.Vectors.self_provided(),
                 properties=self._properties(),
             )
-        return client.collections.get(self.collection)
+            return client.collections.get(self.collection)
+        collection = client.collections.get(self.collection)
+        if create:
+            # A collection made by an earlier version lacks the properties added since; given
+            # before the write, they get their own tokenization (auto-schema would make each a
+            # searchable text, or refuse the write when it is off).
+            have = {p.name for p in collection.config.get().properties}
+            for prop in self._properties():
+                if prop.name not in have:
+                    collection.config.add_property(prop)
+        return collection
 
     def rows(self, source_key: str | None = None) -> list[dict[str, Any]]:
         collection = self._collection()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,23 @@ from media_assets.video.moments import (
     on_screen_annotations,
     replace_model,
 )
-from media_assets.video.terms import normalize, on_screen_similarity, term_coverage, terms
+from media_assets.video.terms import (
+    _memo,
+    normalize,
+    on_screen_similarity,
+    term_coverage,
+    terms,
+)
 from partitions import videos
 from resources.embedder import SentenceTransformerEmbedder
 from resources.enrichment import TextEnrichment
 from resources.io_manager import ArtifactIOManager, ArtifactStore
-from resources.moments_index import LanceDBMomentsIndex, MomentsIndex, WeaviateMomentsIndex
+from resources.moments_index import (
+    Candidate,
+    LanceDBMomentsIndex,
+    MomentsIndex,
+    WeaviateMomentsIndex,
+)
 from resources.speech import FasterWhisperSpeech
 from resources.storage import LocalObjectStore
 from resources.video import VideoPolicy
@@ -244,6 +255,19 @@ def test_words_compare_with_numbers_spelled_either_way_and_misread_letters() -> 
     assert on_screen_similarity("Roast Levels", "Home Coffee Roasting") < 0.8
 
 
+def test_a_memo_of_word_forms_forgets_all_once_full_and_answers_the_same() -> None:
+    calls: list[str] = []
+
+    @_memo(2)
+    def upper(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    assert [upper(t) for t in ("a", "b", "a")] == ["A", "B", "A"] and calls == ["a", "b"]
+    assert upper("c") == "C" and upper("b") == "B"  # "c" found it full: "a" and "b" forgotten
+    assert calls == ["a", "b", "c", "b"] and upper("c") == "C" and len(calls) == 4
+
+
 # --- the stage: only videos whose input changed are fused again ------------------------------
 
 
@@ -306,7 +330,12 @@ def embedder() -> SentenceTransformerEmbedder:
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MomentsIndex]:
     if request.param == "lancedb":
         yield LanceDBMomentsIndex(uri=str(tmp_path / "index"))
-        return
+    else:
+        yield request.getfixturevalue("weaviate_moments")
+
+
+@pytest.fixture
+def weaviate_moments() -> Iterator[WeaviateMomentsIndex]:
     url = os.environ.get("WEAVIATE_URL")
     if not url:
         pytest.skip("WEAVIATE_URL not set: no Weaviate server can be installed on this machine")
@@ -441,6 +470,13 @@ def test_adjacent_matching_buckets_merge_into_one_moment(indexed, embedder) -> N
     assert sorted((m.start_s, m.end_s) for m in spoken) == [(1.2, 6.8), (13.1, 18.9)]
 
 
+def test_moments_that_score_alike_rank_longest_first_even_for_one_answer(indexed, embedder) -> None:
+    # Both of Mira's turns hold the speaker fully (score 1.0); the second is 0.2 s longer. The
+    # first comes first in the table: kept only as many as asked for, it would win.
+    (top,) = find_moments(MomentQuery(speaker="Mira Okonkwo"), indexed, embedder, k=1)
+    assert (top.start_s, top.end_s, top.score) == (13.1, 18.9, 1.0)
+
+
 def test_a_neighbouring_sentence_that_matches_less_well_is_not_merged(indexed, embedder) -> None:
     # Buckets 7-12 ("we smoke the hive...") touch buckets 1-6 and 13-18; only the best is taken.
     (top, *_) = ask(indexed, embedder, said="when does the queen slow down")
@@ -465,23 +501,74 @@ def test_an_index_written_before_the_card_column_is_read_from_its_own_columns(
 ) -> None:
     index = LanceDBMomentsIndex(uri=str(tmp_path / "index"))
     put(index, embedder, talk())
+    put(index, embedder, talk(OTHER))
     queries = [
         {"on_screen": "Extraction Tols"},
         {"speaker": "Mira Okonkwo"},
         {"said": "honey harvest", "on_screen": "Extraction Tools"},
         {"said": "smoke the hive", "speaker": "Tomasz"},
+        {"said": "honey harvest"},
     ]
     now = [ask(index, embedder, **q) for q in queries]
+    assert {m.source_key for m in now[2]} == {KEY, OTHER}  # answers from both videos
     index.open_table().drop_columns(["card"])  # as an index of an earlier version has it
     assert [ask(index, embedder, **q) for q in queries] == now
     assert (now[0][0].start_s, now[0][0].end_s) == (22.5, 60.0)
     assert now[3][0].speakers == ["Tomasz Lindqvist"] and now[2][0].on_screen == [
         "Extraction Tools"
     ]
-    # Its next write adds the column.
+    # A video's next write adds the column: its rows have cards, the other's are empty.
+    put(index, embedder, talk(OTHER))
+    assert all(r["card"] for r in index.rows(OTHER))
+    assert not any(r["card"] for r in index.rows(KEY))
+    assert [ask(index, embedder, **q) for q in queries] == now
     put(index, embedder, talk())
     assert all(r["card"] for r in index.rows(KEY))
     assert [ask(index, embedder, **q) for q in queries] == now
+
+
+def test_a_weaviate_collection_made_before_the_card_gets_it_as_an_exact_field(
+    weaviate_moments: WeaviateMomentsIndex, embedder
+) -> None:
+    from weaviate.classes.config import Tokenization
+
+    class Older(WeaviateMomentsIndex):
+        def _properties(self) -> list[Any]:
+            return [p for p in super()._properties() if p.name != "card"]
+
+    Older(url=weaviate_moments.url, collection=weaviate_moments.collection)._collection(True)
+    put(weaviate_moments, embedder, talk())
+    stored = weaviate_moments._collection().config.get().properties
+    card = next(p for p in stored if p.name == "card")
+    assert card.tokenization == Tokenization.FIELD and not card.index_searchable
+    assert [m.speakers for m in ask(weaviate_moments, embedder, speaker="Mira")] == [
+        ["Mira Okonkwo"],
+        ["Mira Okonkwo"],
+    ]
+
+
+def test_a_bucket_whose_card_cannot_be_read_shows_no_moment(tmp_path: Path, embedder) -> None:
+    class Forgetful(LanceDBMomentsIndex):
+        """Loses the first video's rows between a query's searches and the reading of their
+        cards, as a backend that does not read one version throughout a query may."""
+
+        def complete(self, found: Sequence[Candidate], columns: Sequence[str]) -> list:
+            read = super().complete(found, columns)
+            if not {"card", "start_s"} & set(columns):
+                return read
+            return [old if old.key[0] == KEY else new for old, new in zip(found, read, strict=True)]
+
+    index = Forgetful(uri=str(tmp_path / "index"))
+    put(index, embedder, talk())
+    put(index, embedder, talk(OTHER))
+    other = LanceDBMomentsIndex(uri=str(tmp_path / "other"))
+    put(other, embedder, talk(OTHER))
+    for query in [{"said": "honey harvest"}, {"speaker": "Mira"}, {"on_screen": "Extraction"}]:
+        answers = ask(index, embedder, **query)
+        assert answers and answers == ask(other, embedder, **query)
+    # Its legacy path too: an index written before the card column.
+    index.open_table().drop_columns(["card"])
+    assert ask(index, embedder, said="honey harvest") == ask(other, embedder, said="honey harvest")
 
 
 def test_rows_read_beside_a_run_or_by_their_handle_stay_exact_after_a_rewrite(

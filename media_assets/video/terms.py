@@ -117,21 +117,22 @@ def normalize(text: str) -> str:
     return " ".join(_numbers(_TOKEN.findall(_fold(text.translate(_SYMBOLS)).replace(",", ""))))
 
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 _MISSING = object()
 
 
-def _memo(size: int) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+def _memo(size: int) -> Callable[[Callable[[str], _T]], Callable[[str], _T]]:
     """Results of a function of one string kept until ``size`` of them are (then forgotten at
     once): a query compares the same words and texts of hundreds of buckets, and the next query
-    many of them again. A plain dict of strings, which the garbage collector does not walk (an
-    ``lru_cache``'s links it does, and full collections already show in a query's p95)."""
+    many of them again. A plain dict: its strings, and the tuples of strings that the first
+    collection to see them stops tracking, are not walked by the garbage collector (an
+    ``lru_cache``'s links are, and full collections already show in a query's p95)."""
 
-    def decorate(function: Callable[[str], T]) -> Callable[[str], T]:
-        kept: dict[str, T] = {}
+    def decorate(function: Callable[[str], _T]) -> Callable[[str], _T]:
+        kept: dict[str, _T] = {}
 
         @wraps(function)
-        def memo(text: str) -> T:
+        def memo(text: str) -> _T:
             found = kept.get(text, _MISSING)
             if found is _MISSING:
                 if len(kept) >= size:
