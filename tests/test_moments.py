@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import pytest
@@ -55,6 +55,7 @@ from resources.storage import LocalObjectStore
 from resources.video import VideoPolicy
 from tests.helpers import EVAL_DIR, needs_eval, run_cli
 
+MomentsIndexT = TypeVar("MomentsIndexT", bound=MomentsIndex)
 KEY, OTHER = "talk-" + "a" * 16, "talk-" + "b" * 16
 URL = "https://videos.example/talk.mp4"
 SPEECH = ModelId("captions", "manual:en")
@@ -441,6 +442,13 @@ def indexed(index: MomentsIndex, embedder: Any) -> MomentsIndex:
     return index
 
 
+def two_talks(index: MomentsIndexT, embedder: Any) -> MomentsIndexT:
+    """``index`` holding the talk twice, as two videos."""
+    put(index, embedder, talk())
+    put(index, embedder, talk(OTHER))
+    return index
+
+
 def ask(index: MomentsIndex, embedder: Any, **conditions: str) -> list:
     return find_moments(MomentQuery(**conditions), index, embedder, k=3)
 
@@ -499,9 +507,7 @@ def test_a_text_on_screen_that_holds_the_row_separator_is_found_whole(index, emb
 def test_an_index_written_before_the_card_column_is_read_from_its_own_columns(
     tmp_path: Path, embedder
 ) -> None:
-    index = LanceDBMomentsIndex(uri=str(tmp_path / "index"))
-    put(index, embedder, talk())
-    put(index, embedder, talk(OTHER))
+    index = two_talks(LanceDBMomentsIndex(uri=str(tmp_path / "index")), embedder)
     queries = [
         {"on_screen": "Extraction Tols"},
         {"speaker": "Mira Okonkwo"},
@@ -558,9 +564,7 @@ def test_a_bucket_whose_card_cannot_be_read_shows_no_moment(tmp_path: Path, embe
                 return read
             return [old if old.key[0] == KEY else new for old, new in zip(found, read, strict=True)]
 
-    index = Forgetful(uri=str(tmp_path / "index"))
-    put(index, embedder, talk())
-    put(index, embedder, talk(OTHER))
+    index = two_talks(Forgetful(uri=str(tmp_path / "index")), embedder)
     other = LanceDBMomentsIndex(uri=str(tmp_path / "other"))
     put(other, embedder, talk(OTHER))
     for query in [{"said": "honey harvest"}, {"speaker": "Mira"}, {"on_screen": "Extraction"}]:
@@ -574,9 +578,7 @@ def test_a_bucket_whose_card_cannot_be_read_shows_no_moment(tmp_path: Path, embe
 def test_rows_read_beside_a_run_or_by_their_handle_stay_exact_after_a_rewrite(
     tmp_path: Path, embedder
 ) -> None:
-    index = LanceDBMomentsIndex(uri=str(tmp_path / "index"))
-    put(index, embedder, talk())
-    put(index, embedder, talk(OTHER))
+    index = two_talks(LanceDBMomentsIndex(uri=str(tmp_path / "index")), embedder)
     ranges = [(KEY, 28, 33), (OTHER, 55, 70)]  # the second runs past the video's end (59)
     expected = sorted(
         (c.key, c.row["context"], tuple(c.vector))
