@@ -138,11 +138,10 @@ def register_from_manifest(
     """Register the entries of the watched manifest (``manifest_path``, from
     ``MEDIA_ASSETS_MANIFEST``) whose keys are among ``partitions``; returns their sources."""
     wanted = set(partitions)
-    path = manifest_path
-    if not wanted or not path:
+    if not wanted or not manifest_path:
         return {}
     try:
-        entries = _manifest_entries(path, wanted)
+        entries = _manifest_entries(manifest_path, wanted)
     except ManifestError:
         return {}  # the keys stay unknown and fail with UnknownPartitionError's advice
     register(store, entries)

@@ -17,6 +17,8 @@
 - ``MEDIA_ASSETS_PAGE_LINES``: manifest lines the sensor reads per tick (default 10000)
 - ``MEDIA_ASSETS_RUN_URLS_PER_TICK``: URLs whose runs one sensor tick requests; the others
   wait for the next ticks (default 500)
+- ``MEDIA_ASSETS_TICK_TARGET_S``: seconds a sensor tick aims at; an evaluation that took over a
+  quarter of it leaves the runs the share it left (default 10)
 - ``MEDIA_ASSETS_RENDER_CONCURRENCY``: pages rendered at once per step (default 4)
 - ``MEDIA_ASSETS_EMBED_PRECISION``: ``float32`` (default) or ``int8``: MiniLM's dense layers in
   int8, ~1.8x faster on a CPU, slightly lower retrieval (resources/embedder.py)
@@ -276,6 +278,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
                 batch_size=("MEDIA_ASSETS_BATCH_SIZE", int),
                 page_lines=("MEDIA_ASSETS_PAGE_LINES", int),
                 run_urls_per_tick=("MEDIA_ASSETS_RUN_URLS_PER_TICK", int),
+                tick_target_s=("MEDIA_ASSETS_TICK_TARGET_S", float),
             ),
         ),
     }

@@ -13,7 +13,7 @@ a tick's time goes. The URLs left over wait in the cursor (``PendingRuns``: a ra
 partition set, a few keys each) and the next ticks request them, oldest first, before the runs of
 their own new URLs: no URL is requested twice (a retried tick plans the same run key for the
 same URLs from the same cursor) and none is lost. An evaluation that took much of the tick's
-target (``TICK_TARGET_S``) leaves the runs less of their budget (``run_budget``).
+target (``ManifestSource.tick_target_s``) leaves the runs less of their budget (``run_budget``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from media_assets.registry import MANIFEST_BYTES_TAG
 from media_assets.removal import removal_run_config, remove_sources_job
 from partitions import PARTITIONS_BY_KIND
 from resources import run_settings
-from resources.fetch import ManifestSource
+from resources.fetch import TICK_TARGET_S, ManifestSource
 
 # Seconds between evaluations of the sensors (manifest and batch failure); tests use a few.
 SENSOR_INTERVAL_S = run_settings().sensor_interval_s
@@ -51,10 +51,6 @@ SETTLED_S = 2.0
 # Runs one tick requests per kind at most: more URLs than this many batches get larger batches.
 # The daemon creates each run in the tick (its own database on SQLite, 0.1-0.7 s a run).
 MAX_RUNS_PER_TICK = 20
-# What a tick aims at, well inside the daemon's 60 s: an evaluation that took a large part of it
-# (the last page of a pass parses the whole file for removals, ~5 s at 100,000 lines) leaves
-# the runs that share of their budget, since the daemon creates them within the same tick.
-TICK_TARGET_S = 10.0
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -321,13 +317,13 @@ def plan_ingest(
     return plan
 
 
-def run_budget(run_urls: int, spent_s: float) -> int:
+def run_budget(run_urls: int, spent_s: float, target_s: float = TICK_TARGET_S) -> int:
     """URLs whose runs a tick requests after an evaluation of ``spent_s``: all ``run_urls`` while
-    the evaluation took under a quarter of ``TICK_TARGET_S``, then the share of the target it
-    left (at least one URL: a tick's first batch always moves)."""
-    if spent_s < TICK_TARGET_S / 4:
+    the evaluation took under a quarter of the tick's ``target_s``, then the share of the target
+    it left (at least one URL: a tick's first batch always moves)."""
+    if spent_s < target_s / 4:
         return run_urls
-    return max(1, int(run_urls * max(0.0, 1 - spent_s / TICK_TARGET_S)))
+    return max(1, int(run_urls * max(0.0, 1 - spent_s / target_s)))
 
 
 def _request(
@@ -406,7 +402,9 @@ def manifest_sensor(
         listing=listing,
         remove=ends_pass,
         tags={MANIFEST_BYTES_TAG: f"{page.start}-{page.end}"},
-        run_urls=run_budget(manifest.run_urls_per_tick, time.monotonic() - started),
+        run_urls=run_budget(
+            manifest.run_urls_per_tick, time.monotonic() - started, manifest.tick_target_s
+        ),
         owed=cursor.pending,
     )
     for lost in plan.lost:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -23,10 +24,10 @@ from media_assets.instance import local_instance_config
 from media_assets.manifest import parse_manifest, read_manifest
 from media_assets.postgres_events import BatchingPostgresEventLogStorage
 from resources import partition_checks
+from resources.fetch import TICK_TARGET_S
 from resources.storage import LocalObjectStore
 from sensors.manifest import (
     MAX_RUNS_PER_TICK,
-    TICK_TARGET_S,
     IngestPlan,
     ManifestCursor,
     plan_ingest,
@@ -48,7 +49,14 @@ def write_lines(path: Path, urls: list[str], mode: str = "w") -> None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SensorDaemon, Path]]:
-    folder = tmp_path_factory.mktemp("scale")
+    with sensor_daemon(tmp_path_factory.mktemp("scale")) as running:
+        yield running
+
+
+@contextmanager
+def sensor_daemon(folder: Path, **env: str) -> Iterator[tuple[SensorDaemon, Path]]:
+    """The sensor daemon over a manifest of ``URLS`` pages in ``folder``, read ``PAGE_LINES`` a
+    tick; ``env`` sets more of the code location's variables."""
     manifest = folder / "manifest.jsonl"
     write_lines(manifest, [f"https://example.com/page/{i}" for i in range(URLS)])
     patch = pytest.MonkeyPatch()
@@ -58,6 +66,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SensorDae
     patch.setenv("MEDIA_ASSETS_BATCH_SIZE", str(BATCH_SIZE))
     patch.setenv("MEDIA_ASSETS_RUN_URLS_PER_TICK", str(RUN_URLS))
     patch.setenv("MEDIA_ASSETS_DATA", str(folder / "data"))
+    for name, value in env.items():
+        patch.setenv(name, value)
     # Runs wait in the queue (no queue daemon here): the test is about what the ticks plan.
     queued = {
         "run_coordinator": {
@@ -68,12 +78,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SensorDae
     home = folder / "home"
     home.mkdir()
     overrides = {**local_instance_config(home), **queued}
-    with (
-        dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance,
-        SensorDaemon(instance) as d,
-    ):
-        yield d, manifest
-    patch.undo()
+    try:
+        with (
+            dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance,
+            SensorDaemon(instance) as d,
+        ):
+            yield d, manifest
+    finally:
+        patch.undo()
 
 
 def web_partitions(instance: dg.DagsterInstance) -> list[str]:
@@ -358,6 +370,18 @@ def test_postgres_event_log_writes_a_runs_plans_in_one_batch_and_marks_failures(
             assert sorted(partitions) == sorted(keys) and one_by_one == []
             status = instance.get_status_by_partition(dg.AssetKey("first"), keys, pages)
             assert status is not None and set(status.values()) == {dg.AssetPartitionStatus.FAILED}
+
+
+def test_under_the_daemon_a_slow_evaluation_moves_one_batch_a_tick_and_loses_none(
+    tmp_path: Path,
+) -> None:
+    # A target no evaluation keeps under a quarter of: every tick is "slow", so each requests
+    # only its first batch (not RUN_URLS // BATCH_SIZE of them) and owes the rest.
+    with sensor_daemon(tmp_path, MEDIA_ASSETS_TICK_TARGET_S="0.0001") as (d, manifest):
+        ticks = tick_until_read(d, limit=URLS // BATCH_SIZE + 10)
+        assert [len(t.run_ids) for t in ticks] == [1] * (URLS // BATCH_SIZE)
+        expected = [e.key for e in read_manifest(manifest)[0].entries]
+        assert sorted(requested_keys(d.instance)) == sorted(expected)  # each key in one run
 
 
 def test_a_slow_evaluation_leaves_the_runs_the_rest_of_the_ticks_target() -> None:
